@@ -1,0 +1,165 @@
+"""`gestalt check`: gradient guarantees, finite differences, compiled memory and FLOPs per component.
+
+For each component (brain with memory, brain without memory, planner, policy): a real
+loss on a real batch from the built-in data, and every parameter leaf must get a finite,
+nonzero gradient (the original trained twelve runs with none reaching its encoder). The
+train step is compiled from abstract values at the tier's batch shape, so memory and
+FLOPs are reported even for tiers too large to execute on the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.data import examples
+from gestalt_jax.model.brain import Brain
+from gestalt_jax.train import grad_check, losses, optim
+from gestalt_jax.train import step as step_lib
+
+# Without memory, cross-attention is skipped and these parameters rightly get nothing.
+MEMORY_PATHS = ("/cross/", "/cross_norm/", "memory_proj/")
+CHECKS = (("brain+memory", "brain", True), ("brain", "brain", False),
+          ("planner", "planner", False), ("policy", "policy", False))
+
+
+@dataclasses.dataclass
+class Row:
+    component: str
+    params: int
+    leaves: int
+    min_grad: float | None = None
+    min_grad_path: str = "-"
+    fd_error: float | None = None
+    memory_mb: float = 0.0
+    gflops: float = 0.0
+    problems: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
+    """n real examples per component from the configured data files, spread over each file."""
+    talk = examples.read_jsonl(config_lib.talk_entries(c.data.talk_files)[0][0], ("prompt", "response"))
+    goals = examples.read_jsonl(c.data.goals_file, ("goal", "intent", "actions"))
+    pick = lambda rs: [rs[i] for i in np.linspace(0, len(rs) - 1, n).astype(int)]
+    return dict(brain=examples.talk_batch(pick(talk), c.brain.enc_len, c.brain.dec_len),
+                planner=examples.planner_batch(pick(goals), c.planner.max_len),
+                policy=examples.policy_batch(pick(goals), c.policy.max_len))
+
+
+def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:
+    if name == "brain":  # memory given at init so the cross-attention parameters exist
+        B = batch["enc"].shape[0]
+        return batch["enc"], batch["dec_in"], jnp.zeros((B, c.brain.mem_k, c.brain.d_model))
+    return (batch["inputs"],) if name == "planner" else (batch["ids"],)
+
+
+def attach_memory(model: Brain, params, batch: dict, k: int) -> dict:
+    """Memory = the concept vectors of K other examples of the batch (as the SFT pool would)."""
+    encode = jax.jit(lambda p, ids: model.apply({"params": p}, ids, method=Brain.encode))
+    concept_BxD = encode(params, batch["enc"])
+    order = (np.arange(concept_BxD.shape[0])[:, None] + np.arange(1, k + 1)) % concept_BxD.shape[0]
+    memory_BxKxD = concept_BxD[order]
+    return dict(batch, memory=jax.lax.stop_gradient(memory_BxKxD))
+
+
+def _abstract(batch: dict, size: int) -> dict:
+    return {k: jax.ShapeDtypeStruct((size,) + v.shape[1:], v.dtype) for k, v in batch.items()}
+
+
+def compiled_cost(loss_fn, phase: ml_collections.ConfigDict, params_shape, batch: dict) -> tuple[float, float]:
+    """(per-device MB, GFLOPs) of the jitted train step at the phase's batch size."""
+    optimizer = optim.make_optimizer(phase)
+    state = jax.eval_shape(lambda p: step_lib.init_state(p, optimizer, jax.random.key(0)), params_shape)
+    train_step = jax.jit(step_lib.make_train_step(loss_fn, optimizer), donate_argnums=0)
+    compiled = train_step.lower(state, _abstract(batch, phase.batch_size)).compile()
+    mem = compiled.memory_analysis()
+    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+             - mem.alias_size_in_bytes)
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return total / 2**20, float(cost.get("flops", 0.0)) / 1e9
+
+
+def check_component(c: ml_collections.ConfigDict, label: str, name: str, with_memory: bool,
+                    batch: dict, key: jax.Array) -> Row:
+    t0 = time.time()
+    model, loss_fn = losses.component(c, name, train=False)  # deterministic: no dropout
+    init = lambda k: nn.meta.unbox(model.init(k, *init_inputs(name, batch, c))["params"])
+    params_shape = jax.eval_shape(init, key)
+    row = Row(label, grad_check.count_params(params_shape), len(jax.tree.leaves(params_shape)))
+    phase = c[config_lib.PHASE_OF[name]]
+    if c.check.execute:
+        params = jax.jit(init)(key)
+        if name == "brain" and with_memory:
+            batch = attach_memory(model, params, batch, c.brain.mem_k)
+        rng = jax.random.key(1)
+        grads, _ = jax.jit(jax.grad(loss_fn, has_aux=True))(params, batch, rng)
+        exempt = grad_check.matching(MEMORY_PATHS) if name == "brain" and not with_memory else (lambda p: False)
+        try:
+            grad_check.assert_grads(grads, exempt)
+        except AssertionError as e:  # collected, so every component is still checked
+            row.problems.append(str(e))
+        norms = grad_check.leaf_norms(grads)
+        if name == "brain" and not with_memory:  # absent memory must contribute exactly nothing
+            row.problems += [f"memory parameter {p} got a gradient without memory"
+                             for p, n in norms.items() if exempt(p) and n != 0.0]
+        live = {p: n for p, n in norms.items() if not exempt(p)}
+        row.min_grad_path = min(live, key=live.get)
+        row.min_grad = live[row.min_grad_path]
+        loss_of = jax.jit(lambda p: loss_fn(p, batch, rng)[0])
+        errors = grad_check.finite_differences(loss_of, params, grads, jax.random.key(2),
+                                               c.check.fd_directions, c.check.fd_eps)
+        row.fd_error = max(errors) if errors else None
+    elif name == "brain" and with_memory:
+        batch = dict(batch, memory=np.zeros((batch["enc"].shape[0], c.brain.mem_k, c.brain.d_model), np.float32))
+    row.memory_mb, row.gflops = compiled_cost(loss_fn, phase, params_shape, batch)
+    row.seconds = time.time() - t0
+    return row
+
+
+def format_table(rows: list[Row]) -> str:
+    head = ("component", "params", "leaves", "min |grad|", "at", "fd rel err", "step MB/dev", "GFLOP/step", "s")
+    fmt = lambda x, f: "-" if x is None else format(x, f)
+    lines = [head] + [(r.component, f"{r.params:,}", str(r.leaves), fmt(r.min_grad, ".2e"), r.min_grad_path,
+                       fmt(r.fd_error, ".1e"), f"{r.memory_mb:,.1f}", f"{r.gflops:,.2f}", f"{r.seconds:.1f}")
+                      for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def failures(rows: list[Row], c: ml_collections.ConfigDict) -> list[str]:
+    out = []
+    for r in rows:
+        out += [f"{r.component}: {p}" for p in r.problems]
+        if r.fd_error is not None and r.fd_error > c.check.fd_tolerance:
+            out.append(f"{r.component}: finite-difference relative error {r.fd_error:.2e} "
+                       f"exceeds config.check.fd_tolerance={c.check.fd_tolerance}")
+    return out
+
+
+def run(c: ml_collections.ConfigDict, log=print) -> int:
+    """Check every component; print the table; return the process exit code."""
+    batches = real_batches(c, c.check.batch_size)
+    rows = []
+    for i, (label, name, with_memory) in enumerate(CHECKS):
+        log(f"[check {i + 1}/{len(CHECKS)}] {label} ...")
+        rows.append(check_component(c, label, name, with_memory, batches[name], jax.random.key(c.seed)))
+    log(format_table(rows))
+    problems = failures(rows, c)
+    if not c.check.execute:
+        log("config.check.execute=False: gradients were not computed, only compiled.")
+    for p in problems:
+        log(f"FAIL {p}")
+    if not problems:
+        log(f"OK: every parameter of {len(rows)} components got a finite, nonzero gradient.")
+    return 1 if problems else 0

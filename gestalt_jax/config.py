@@ -1,0 +1,266 @@
+"""The one shared base config, derived values and the validator.
+
+Every tier file in `configs/` starts from `base()` and overrides numbers; nothing in the
+code holds a default of its own. `validate` rejects impossible or unknown settings with
+an error that names the key.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import ml_collections
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASETS = REPO_ROOT / "datasets"
+
+OPTIMIZERS = ("muon", "adamw")
+DTYPES = ("float32", "bfloat16")
+MESH_AXES = ("data", "fsdp", "tensor")
+PHASES = ("sft", "planner_sft", "policy_sft")
+PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
+BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the key."""
+
+
+def _phase(steps: int, batch_size: int, eval_every: int) -> ml_collections.ConfigDict:
+    """One training phase's optimisation settings (shared shape for all phases)."""
+    return ml_collections.ConfigDict(dict(
+        optimizer="adamw",      # "muon" (hidden matrices) + AdamW (the rest), or AdamW everywhere
+        lr=3e-4,                # AdamW peak learning rate
+        muon_lr=0.02,           # Muon peak learning rate
+        muon_momentum=0.95,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        weight_decay=0.0,
+        warmup_frac=0.1,        # share of steps spent warming up linearly
+        min_lr_frac=0.01,       # cosine decays to this share of the peak
+        clip_norm=1.0,          # gradient clipping by global norm
+        batch_size=batch_size,  # global batch per optimizer micro-step
+        accum_steps=1,          # micro-batches per optimizer step
+        steps=steps,
+        eval_every=eval_every,
+        patience=5,             # evaluations without val improvement before stopping
+        keep_checkpoints=2,
+    ))
+
+
+def base() -> ml_collections.ConfigDict:
+    """Every hyperparameter of every component and phase, at the test tier's sizes."""
+    c = ml_collections.ConfigDict()
+    c.tier = "test"
+    c.seed = 0
+    c.compute_dtype = "float32"   # activations and matmuls; parameters stay in param_dtype
+    c.param_dtype = "float32"
+    c.remat = False               # rematerialise each transformer block in the backward pass
+
+    c.tokenizer = ml_collections.ConfigDict(dict(
+        bpe_merges=200,           # decoder vocabulary = 259 byte ids + merges
+    ))
+
+    c.brain = ml_collections.ConfigDict(dict(
+        d_model=64,
+        heads=4,
+        d_ff=128,
+        enc_layers=1,
+        dec_layers=2,
+        n_prefix=2,               # concept prefix tokens (N)
+        mem_k=2,                  # memory vectors attached per example (K)
+        mem_capacity=64,          # episodic memory size at run time
+        enc_len=64,
+        dec_len=128,
+        enc_dropout=0.0,
+        dec_dropout=0.1,
+        rope_base=10000.0,
+        yarn_beta_fast=32.0,      # YaRN: wavelengths this many times shorter than L_train keep their frequency
+        yarn_beta_slow=1.0,       # ... and those longer than L_train/beta_slow are fully interpolated
+    ))
+
+    c.planner = ml_collections.ConfigDict(dict(
+        d_model=64,
+        heads=4,
+        d_ff=128,
+        layers=2,
+        max_len=192,
+        dropout=0.1,
+        rope_base=10000.0,
+        yarn_beta_fast=32.0,
+        yarn_beta_slow=1.0,
+    ))
+
+    c.policy = ml_collections.ConfigDict(dict(
+        d_model=64,
+        heads=4,
+        d_ff=128,
+        layers=1,
+        max_len=128,
+        dropout=0.1,
+        rope_base=10000.0,
+        yarn_beta_fast=32.0,
+        yarn_beta_slow=1.0,
+        intent_weight=2.0,        # loss weights: intent and actions dominate
+        action_weight=2.0,
+        arg_weight=0.5,
+    ))
+
+    c.sft = _phase(steps=200, batch_size=16, eval_every=50)
+    c.sft.noise_max = 0.1         # PAD-denoising rate reached at the end of the ramp
+    c.sft.noise_ramp_frac = 0.3   # share of steps over which the rate ramps from 0
+    c.sft.memory_warmup_frac = 0.2  # no memory attached before this share of steps
+    c.sft.memory_prob = 0.5       # share of later steps that attach K memory vectors
+    c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
+    c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
+
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: the remaining devices
+
+    c.data = ml_collections.ConfigDict(dict(
+        talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
+        goals_file=str(DATASETS / "goals" / "train.jsonl"),
+        goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
+        val_frac=0.1,
+        split_seed=0,
+        shuffle_seed=0,
+    ))
+
+    c.debug = ml_collections.ConfigDict(dict(
+        check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
+    ))
+
+    c.check = ml_collections.ConfigDict(dict(
+        batch_size=4,             # examples in the batch whose gradients `check` inspects
+        fd_directions=3,          # random directions of the finite-difference check
+        fd_eps=1e-3,
+        fd_tolerance=5e-2,        # largest accepted relative error of finite differences
+        execute=True,             # False: only compile (memory, FLOPs) for tiers too big for the host
+    ))
+    return c
+
+
+def decoder_vocab(c: ml_collections.ConfigDict) -> int:
+    return BYTE_VOCAB + c.tokenizer.bpe_merges
+
+
+def _keys(d: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, ml_collections.ConfigDict):
+            out.update(_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def mesh_shape(c: ml_collections.ConfigDict, num_devices: int) -> tuple[int, int, int]:
+    """Mesh sizes with -1 resolved against the device count."""
+    sizes = [c.mesh[a] for a in MESH_AXES]
+    fixed = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) > 1:
+        raise ConfigError(f"config.mesh: at most one axis may be -1, got {dict(zip(MESH_AXES, sizes))}")
+    if num_devices % fixed:
+        raise ConfigError(f"config.mesh: fixed axes {dict(zip(MESH_AXES, sizes))} need a multiple of "
+                          f"{fixed} devices, have {num_devices}")
+    sizes = [num_devices // fixed if s == -1 else s for s in sizes]
+    if math.prod(sizes) != num_devices:
+        raise ConfigError(f"config.mesh: {dict(zip(MESH_AXES, sizes))} uses {math.prod(sizes)} devices, "
+                          f"have {num_devices}")
+    return tuple(sizes)
+
+
+def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
+             check_files: bool = True) -> None:
+    """Raise ConfigError naming the first key at fault."""
+    known, given = _keys(base()), _keys(c)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join('config.' + k for k in unknown)}")
+    missing = sorted(set(known) - set(given))
+    if missing:
+        raise ConfigError(f"missing config key(s): {', '.join('config.' + k for k in missing)}")
+    for key, value in given.items():
+        want = type(known[key])
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if not ok or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"config.{key}={value!r}: expected {want.__name__}")
+
+    def need(cond: bool, key: str, why: str) -> None:
+        if not cond:
+            raise ConfigError(f"config.{key}={given[key]!r}: {why}")
+
+    for dtype_key in ("compute_dtype", "param_dtype"):
+        need(given[dtype_key] in DTYPES, dtype_key, f"expected one of {DTYPES}")
+    need(given["tokenizer.bpe_merges"] >= 0, "tokenizer.bpe_merges", "must be >= 0")
+    for model in ("brain", "planner", "policy"):
+        m = c[model]
+        for k, v in m.items():
+            if k.endswith("dropout"):
+                need(0.0 <= v < 1.0, f"{model}.{k}", "must lie in [0, 1)")
+            elif isinstance(v, int):
+                need(v >= 1, f"{model}.{k}", "must be >= 1")
+            elif isinstance(v, float):
+                need(v > 0, f"{model}.{k}", "must be > 0")
+        need(m.d_model % m.heads == 0, f"{model}.heads",
+             f"must divide config.{model}.d_model={m.d_model}")
+        need((m.d_model // m.heads) % 2 == 0, f"{model}.heads",
+             f"head dim config.{model}.d_model/heads={m.d_model // m.heads} must be even for RoPE")
+    need(c.brain.mem_k <= c.brain.mem_capacity, "brain.mem_k",
+         f"cannot exceed config.brain.mem_capacity={c.brain.mem_capacity}")
+    for phase in PHASES:
+        p = c[phase]
+        need(p.optimizer in OPTIMIZERS, f"{phase}.optimizer", f"expected one of {OPTIMIZERS}")
+        for k in ("lr", "muon_lr", "eps", "clip_norm"):
+            need(p[k] > 0, f"{phase}.{k}", "must be > 0")
+        for k in ("b1", "b2", "muon_momentum"):
+            need(0 <= p[k] < 1, f"{phase}.{k}", "must lie in [0, 1)")
+        need(p.weight_decay >= 0, f"{phase}.weight_decay", "must be >= 0")
+        need(0 <= p.warmup_frac < 1, f"{phase}.warmup_frac", "must lie in [0, 1)")
+        need(0 <= p.min_lr_frac <= 1, f"{phase}.min_lr_frac", "must lie in [0, 1]")
+        for k in ("batch_size", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
+            need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
+    need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
+    for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob"):
+        need(0 <= c.sft[k] <= 1, f"sft.{k}", "must lie in [0, 1]")
+    need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
+    need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
+    need(c.check.batch_size >= 1, "check.batch_size", "must be >= 1")
+    need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
+    for axis in MESH_AXES:
+        need(c.mesh[axis] == -1 or c.mesh[axis] >= 1, f"mesh.{axis}", "must be -1 or >= 1")
+    if num_devices is not None:
+        shape = mesh_shape(c, num_devices)
+        data_par = shape[0] * shape[1]
+        for phase in PHASES:
+            need(c[phase].batch_size % data_par == 0, f"{phase}.batch_size",
+                 f"must be a multiple of the data-parallel size data*fsdp={data_par}")
+    if check_files:
+        for key in ("data.goals_file", "data.goals_held_out"):
+            need(Path(given[key]).is_file(), key, "no such file")
+        for entry in talk_entries(c.data.talk_files):
+            if not Path(entry[0]).is_file():
+                raise ConfigError(f"config.data.talk_files: no such file {entry[0]!r}")
+
+
+def talk_entries(spec: str) -> list[tuple[str, float]]:
+    """Parse `path[:weight],path[:weight]` into (path, weight) pairs."""
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        path, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ConfigError(f"config.data.talk_files: bad weight in {part!r}") from None
+        if w <= 0:
+            raise ConfigError(f"config.data.talk_files: weight must be > 0 in {part!r}")
+        out.append((path, w))
+    if not out:
+        raise ConfigError("config.data.talk_files: no file given")
+    return out
+
+
+def _has_weight(part: str) -> bool:
+    head, sep, tail = part.rpartition(":")
+    return bool(sep) and bool(head) and tail.replace(".", "", 1).replace("-", "", 1).isdigit()

@@ -1,0 +1,62 @@
+"""The gestalt command line: one absl app, the command as the first positional argument.
+
+    gestalt [train|eval|gallery|run|serve|check] --config=configs/<tier>.py [--config.sft.lr=1e-4]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gestalt_jax import config as config_lib
+
+COMMANDS = ("train", "eval", "gallery", "run", "serve", "check")
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(config_lib.REPO_ROOT / "configs" / "small.py"),
+    "Tier config file (configs/test.py, small.py, default.py, phase2.py); override any key "
+    "with --config.<key>=<value>.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs/<tier>).")
+
+
+def _check(c, workdir: str) -> int:
+    from gestalt_jax import check  # jax-heavy: imported only by the commands that need it
+    return check.run(c)
+
+
+HANDLERS = {"check": _check}
+
+
+def main(argv: list[str]) -> int:
+    if not flags.FLAGS["verbosity"].present:  # library INFO chatter hides progress; --verbosity=0 shows it
+        logging.set_verbosity(logging.WARNING)
+    args = argv[1:]
+    if len(args) > 1:
+        raise app.UsageError(f"expected one command, got {' '.join(args)!r}; commands: {', '.join(COMMANDS)}")
+    command = args[0] if args else "train"
+    if command not in COMMANDS:
+        raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    c = _CONFIG.value
+    import jax
+    try:
+        config_lib.validate(c, num_devices=jax.device_count())
+    except config_lib.ConfigError as e:
+        print(f"gestalt: invalid config {flags.FLAGS['config'].config_filename}: {e}", file=sys.stderr)
+        return 2
+    workdir = _WORKDIR.value or f"runs/{c.tier}"
+    if command not in HANDLERS:
+        print(f"gestalt {command}: not built yet in this version; available: "
+              f"{', '.join(HANDLERS)}", file=sys.stderr)
+        return 2
+    return HANDLERS[command](c, workdir)
+
+
+def run() -> None:
+    """Console-script entry point (`gestalt`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

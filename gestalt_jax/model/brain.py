@@ -1,0 +1,103 @@
+"""The brain: concept encoder → one concept vector → prefix for the language decoder.
+
+ConceptEncoder: byte ids (left-padded) → transformer → mean pool → concept [B, D].
+ConceptProjector: concept → N prefix embeddings [B, N, D].
+MemoryProjector: K retrieved concept vectors [B, K, D] → cross-attention source.
+LanguageDecoder: [N prefix] + BOS + text → logits at text positions only.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.model.layers import StackConfig, dense
+from gestalt_jax.model.transformer import Stack, embedding, mean_pool, stack_config, text_positions
+from gestalt_jax.text import bytes as byte_tok
+
+
+class ConceptEncoder(nn.Module):
+    cfg: StackConfig
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, ids_BxL):
+        valid_BxL = ids_BxL != byte_tok.PAD
+        x = embedding(byte_tok.VOCAB_SIZE, self.cfg, "embed")(ids_BxL)
+        h = Stack(self.cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
+        return mean_pool(h, valid_BxL)
+
+
+class LanguageDecoder(nn.Module):
+    """Causal LM over [prefix] + text with optional memory cross-attention and a KV cache.
+
+    Text positions are 0.. from BOS; the prefix gets none (unrotated). While decoding,
+    `positions_BxT` gives the text position of each new token and `rope_len` the cache's
+    text capacity.
+    """
+    cfg: StackConfig
+    vocab: int
+    train: bool = False
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, tokens_BxT, prefix_BxNxD=None, memory_BxMxD=None, positions_BxT=None,
+                 rope_len=None):
+        B, T = tokens_BxT.shape
+        x = embedding(self.vocab, self.cfg, "embed")(tokens_BxT)
+        if positions_BxT is None:
+            positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
+        positions = positions_BxT
+        N = 0
+        if prefix_BxNxD is not None:
+            N = prefix_BxNxD.shape[1]
+            x = jnp.concatenate([prefix_BxNxD.astype(x.dtype), x], axis=1)
+            positions = jnp.concatenate([jnp.full((B, N), -1, positions_BxT.dtype), positions_BxT], 1)
+        h = Stack(self.cfg, self.train, self.decode, name="stack")(
+            x, positions, memory_BxMxD=memory_BxMxD, rope_len=rope_len or T)
+        logits = dense(self.vocab, ("embed", "vocab"), self.cfg, "lm_head")(h[:, N:])
+        return nn.with_logical_constraint(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+class Brain(nn.Module):
+    """Encoder, both projectors and the decoder. `__call__` is the SFT forward pass."""
+    enc: StackConfig
+    dec: StackConfig
+    n_prefix: int
+    dec_vocab: int
+    train: bool = False
+
+    def setup(self):
+        D = self.dec.d_model
+        self.encoder = ConceptEncoder(self.enc, self.train)
+        self.concept_proj = dense(self.n_prefix * D, ("embed", "mlp"), self.dec, "concept_proj",
+                                  use_bias=True)
+        self.memory_proj = dense(D, ("embed", "mlp"), self.dec, "memory_proj", use_bias=True)
+        self.decoder = LanguageDecoder(self.dec, self.dec_vocab, self.train)
+
+    def encode(self, enc_ids_BxL):
+        """Concept vectors [B, D] (f32)."""
+        return self.encoder(enc_ids_BxL)
+
+    def prefix(self, concept_BxD):
+        return self.concept_proj(concept_BxD).reshape(concept_BxD.shape[0], self.n_prefix, -1)
+
+    def memory(self, memory_BxKxD):
+        return None if memory_BxKxD is None else self.memory_proj(memory_BxKxD)
+
+    def __call__(self, enc_ids_BxL, dec_ids_BxT, memory_BxKxD=None):
+        """Logits [B, T, V] at text positions, and the concept vectors [B, D]."""
+        concept_BxD = self.encode(enc_ids_BxL)
+        logits = self.decoder(dec_ids_BxT, self.prefix(concept_BxD), self.memory(memory_BxKxD))
+        return logits, concept_BxD
+
+
+def build_brain(c: ml_collections.ConfigDict, train: bool = False) -> Brain:
+    b = c.brain
+    enc = stack_config(b, c, layers=b.enc_layers, dropout=b.enc_dropout, causal=False, cross=False,
+                       train_len=b.enc_len)
+    dec = stack_config(b, c, layers=b.dec_layers, dropout=b.dec_dropout, causal=True, cross=True,
+                       train_len=b.dec_len)
+    return Brain(enc, dec, b.n_prefix, config_lib.decoder_vocab(c), train)

@@ -1,0 +1,205 @@
+"""Transformer building blocks: RMSNorm, RoPE with YaRN, attention with a KV cache, MLP.
+
+Every parameter carries logical axis names (embed, mlp, heads, vocab) that one rules
+table maps onto the mesh; activations are constrained with (batch, length, embed, ...).
+Shapes: B batch, L query length, S key length, D model width, H heads, K head width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = jnp.dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig:
+    """Static sizes of one transformer stack (read from a config section)."""
+    d_model: int
+    heads: int
+    d_ff: int
+    layers: int
+    dropout: float
+    causal: bool
+    cross: bool          # cross-attention to memory in every block
+    train_len: int       # text length seen in training: RoPE is exact up to here
+    rope_base: float
+    yarn_beta_fast: float
+    yarn_beta_slow: float
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    remat: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+
+def dense(features: int, axes: tuple[str, str], cfg: StackConfig, name: str,
+          use_bias: bool = False) -> nn.Dense:
+    """A Dense layer whose kernel (and bias) carry logical axis names."""
+    return nn.Dense(
+        features, use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[1:]))
+
+
+class RMSNorm(nn.Module):
+    eps: float = 1e-6
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxLxD):
+        scale_D = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
+                             (x_BxLxD.shape[-1],), self.param_dtype)
+        x = x_BxLxD.astype(jnp.float32)
+        x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps)
+        return (x * scale_D.astype(jnp.float32)).astype(self.dtype)
+
+
+def rope_tables(head_dim: int, base: float, train_len: int, total_len: int,
+                beta_fast: float, beta_slow: float) -> tuple[np.ndarray, float]:
+    """Inverse frequencies [K/2] and the attention-logit multiplier for a sequence of total_len.
+
+    Within the training length this is plain RoPE and multiplier 1. Beyond it, YaRN
+    (NTK-by-parts): dimensions whose wavelength is short against train_len keep their
+    frequency, long ones are interpolated by s = total_len/train_len, a linear ramp
+    between; logits are sharpened by sqrt(s) because attention spread over more keys
+    has higher entropy than anything seen in training.
+    """
+    inv_freq = 1.0 / base ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    s = total_len / train_len
+    if s <= 1.0:
+        return inv_freq.astype(np.float32), 1.0
+    rotations = train_len * inv_freq / (2 * math.pi)  # full turns over the training length
+    keep = np.clip((rotations - beta_slow) / (beta_fast - beta_slow), 0.0, 1.0)
+    inv_freq = inv_freq * keep + inv_freq / s * (1.0 - keep)
+    return inv_freq.astype(np.float32), math.sqrt(s)
+
+
+def apply_rope(x_BxLxHxK, positions_BxL, inv_freq_K2):
+    """Rotate by position; positions < 0 (the concept prefix) stay unrotated."""
+    angles_BxLxK2 = positions_BxL[..., None].astype(jnp.float32) * inv_freq_K2
+    rotated_BxL = (positions_BxL >= 0)[..., None]
+    cos = jnp.where(rotated_BxL, jnp.cos(angles_BxLxK2), 1.0)[:, :, None, :]
+    sin = jnp.where(rotated_BxL, jnp.sin(angles_BxLxK2), 0.0)[:, :, None, :]
+    x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x_BxLxHxK.dtype)
+
+
+def attend(q_BxLxHxK, k_BxSxHxK, v_BxSxHxK, mask_Bx1xLxS, logit_scale: float):
+    """Softmax attention in f32; mask True where a query may see a key (None: all)."""
+    scale = logit_scale / math.sqrt(q_BxLxHxK.shape[-1])
+    logits_BxHxLxS = jnp.einsum("blhk,bshk->bhls", q_BxLxHxK, k_BxSxHxK,
+                                preferred_element_type=jnp.float32) * scale
+    if mask_Bx1xLxS is not None:
+        logits_BxHxLxS = jnp.where(mask_Bx1xLxS, logits_BxHxLxS, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(logits_BxHxLxS, axis=-1).astype(v_BxSxHxK.dtype)
+    return jnp.einsum("bhls,bshk->blhk", probs, v_BxSxHxK)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with RoPE on text positions and an optional KV cache.
+
+    With decode=True the 'cache' collection holds keys/values for cfg-sized sequences;
+    a call with L tokens writes them at the cache index (L > 1 is the prefill) and
+    attends causally to everything written so far.
+    """
+    cfg: StackConfig
+    rope_len: int
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS):
+        cfg = self.cfg
+        B, L, _ = x_BxLxD.shape
+        H, K = cfg.heads, cfg.head_dim
+
+        def heads(name):
+            y = dense(H * K, ("embed", "heads"), cfg, name)(x_BxLxD).reshape(B, L, H, K)
+            return nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
+
+        q, k, v = heads("query"), heads("key"), heads("value")
+        inv_freq, logit_scale = rope_tables(K, cfg.rope_base, cfg.train_len, self.rope_len,
+                                            cfg.yarn_beta_fast, cfg.yarn_beta_slow)
+        q = apply_rope(q, positions_BxL, inv_freq)
+        k = apply_rope(k, positions_BxL, inv_freq)
+        if self.decode:
+            k, v, mask_Bx1xLxS = self._update_cache(k, v)
+        out = attend(q, k, v, mask_Bx1xLxS, logit_scale).reshape(B, L, H * K)
+        return dense(cfg.d_model, ("heads", "embed"), cfg, "out")(out)
+
+    def _update_cache(self, k_BxLxHxK, v_BxLxHxK):
+        initialised = self.has_variable("cache", "key")
+        ck = self.variable("cache", "key", jnp.zeros, k_BxLxHxK.shape, k_BxLxHxK.dtype)
+        cv = self.variable("cache", "value", jnp.zeros, v_BxLxHxK.shape, v_BxLxHxK.dtype)
+        index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+        if not initialised:  # init call: allocate at the given (maximum) length only
+            L = k_BxLxHxK.shape[1]
+            causal = jnp.tril(jnp.ones((L, L), bool))[None, None]
+            return k_BxLxHxK, v_BxLxHxK, causal
+        i = index.value
+        L, S = k_BxLxHxK.shape[1], ck.value.shape[1]
+        ck.value = jax.lax.dynamic_update_slice(ck.value, k_BxLxHxK, (0, i, 0, 0))
+        cv.value = jax.lax.dynamic_update_slice(cv.value, v_BxLxHxK, (0, i, 0, 0))
+        index.value = i + L
+        query_pos_L = i + jnp.arange(L)
+        mask_LxS = jnp.arange(S)[None, :] <= query_pos_L[:, None]
+        return ck.value, cv.value, mask_LxS[None, None]
+
+
+class CrossAttention(nn.Module):
+    """Attention from text to memory vectors: no RoPE, no mask."""
+    cfg: StackConfig
+
+    @nn.compact
+    def __call__(self, x_BxLxD, memory_BxMxD):
+        cfg = self.cfg
+        H, K = cfg.heads, cfg.head_dim
+        B, L, _ = x_BxLxD.shape
+        M = memory_BxMxD.shape[1]
+        q = dense(H * K, ("embed", "heads"), cfg, "query")(x_BxLxD).reshape(B, L, H, K)
+        k = dense(H * K, ("embed", "heads"), cfg, "key")(memory_BxMxD).reshape(B, M, H, K)
+        v = dense(H * K, ("embed", "heads"), cfg, "value")(memory_BxMxD).reshape(B, M, H, K)
+        out = attend(q, k, v, None, 1.0).reshape(B, L, H * K)
+        return dense(cfg.d_model, ("heads", "embed"), cfg, "out")(out)
+
+
+class Mlp(nn.Module):
+    cfg: StackConfig
+
+    @nn.compact
+    def __call__(self, x_BxLxD):
+        h_BxLxF = nn.gelu(dense(self.cfg.d_ff, ("embed", "mlp"), self.cfg, "wi", use_bias=True)(x_BxLxD))
+        h_BxLxF = nn.with_logical_constraint(h_BxLxF, ("batch", "length", "mlp"))
+        return dense(self.cfg.d_model, ("mlp", "embed"), self.cfg, "wo", use_bias=True)(h_BxLxF)
+
+
+class Block(nn.Module):
+    """Pre-norm block: self-attention, cross-attention to memory (if any), MLP."""
+    cfg: StackConfig
+    rope_len: int
+    train: bool = False
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, memory_BxMxD):
+        cfg = self.cfg
+        drop = nn.Dropout(cfg.dropout, deterministic=not self.train)
+        norm = lambda name: RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
+        h = SelfAttention(cfg, self.rope_len, self.decode, name="attn")(
+            norm("attn_norm")(x_BxLxD), positions_BxL, mask_Bx1xLxS)
+        x_BxLxD = x_BxLxD + drop(h)
+        if cfg.cross and memory_BxMxD is not None:
+            h = CrossAttention(cfg, name="cross")(norm("cross_norm")(x_BxLxD), memory_BxMxD)
+            x_BxLxD = x_BxLxD + drop(h)
+        x_BxLxD = x_BxLxD + drop(Mlp(cfg, name="mlp")(norm("mlp_norm")(x_BxLxD)))
+        return nn.with_logical_constraint(x_BxLxD, ("batch", "length", "embed"))

@@ -1,0 +1,78 @@
+"""Loss functions of each component: `loss(params, batch, rng) -> (scalar, metrics)`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gestalt_jax.model.brain import build_brain
+from gestalt_jax.model.planner import build_planner
+from gestalt_jax.model.policy import ARG_KINDS, build_policy
+
+LossFn = Callable[[dict, dict, jax.Array], tuple[jax.Array, dict]]
+COMPONENTS = ("brain", "planner", "policy")
+
+
+def weighted_ce(logits_BxTxV, targets_BxT, weights_BxT):
+    """Cross-entropy averaged over the weighted positions."""
+    ce_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV.astype(jnp.float32), targets_BxT)
+    w = weights_BxT.astype(jnp.float32)
+    return jnp.sum(ce_BxT * w) / jnp.maximum(jnp.sum(w), 1e-6)
+
+
+def brain_loss(model: nn.Module) -> LossFn:
+    """Decoder CE at text positions; batch['memory'] [B, K, D], when present, feeds cross-attention."""
+    def loss(params, batch, rng):
+        logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"],
+                                      batch.get("memory"), rngs={"dropout": rng})
+        ce = weighted_ce(logits, batch["dec_tgt"], batch["dec_w"])
+        return ce, dict(loss=ce, concept=concept)
+    return loss
+
+
+def planner_loss(model: nn.Module) -> LossFn:
+    def loss(params, batch, rng):
+        logits = model.apply({"params": params}, batch["inputs"], rngs={"dropout": rng})
+        ce = weighted_ce(logits, batch["targets"], batch["weights"])
+        return ce, dict(loss=ce)
+    return loss
+
+
+def policy_loss(model: nn.Module, c: ml_collections.ConfigDict) -> LossFn:
+    """Weighted sum of cross-entropies; span/step arguments count only where their kind applies."""
+    span, from_ = ARG_KINDS.index("span"), ARG_KINDS.index("from")
+
+    def loss(params, batch, rng):
+        out = model.apply({"params": params}, batch["ids"], rngs={"dropout": rng})
+        ones = jnp.ones_like(batch["intent"])
+        intent = weighted_ce(out["intent"][:, None], batch["intent"][:, None], ones[:, None])
+        actions = weighted_ce(out["actions"], batch["actions"], jnp.ones_like(batch["actions"]))
+        kind = batch["arg_kind"]
+        args = (weighted_ce(out["arg_kind"], kind, jnp.ones_like(kind))
+                + weighted_ce(out["span_start"], batch["span_start"], kind == span)
+                + weighted_ce(out["span_end"], batch["span_end"], kind == span)
+                + weighted_ce(out["from_step"], batch["from_step"], kind == from_)
+                + weighted_ce(out["pick"], batch["pick"], kind == from_))
+        p = c.policy
+        total = p.intent_weight * intent + p.action_weight * actions + p.arg_weight * args
+        return total, dict(loss=total, intent=intent, actions=actions, args=args)
+    return loss
+
+
+def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.Module, LossFn]:
+    """The model and loss of one component ("brain", "planner" or "policy")."""
+    if name == "brain":
+        model = build_brain(c, train)
+        return model, brain_loss(model)
+    if name == "planner":
+        model = build_planner(c, train)
+        return model, planner_loss(model)
+    if name == "policy":
+        model = build_policy(c, train)
+        return model, policy_loss(model, c)
+    raise ValueError(f"unknown component {name!r}; expected one of {COMPONENTS}")

@@ -1,0 +1,36 @@
+"""The train state and one optimizer step, a pure function for `jax.jit`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import optax
+
+from gestalt_jax.train.losses import LossFn
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+def init_state(params, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+    return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
+                      opt_state=optimizer.init(params), rng=rng)
+
+
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
+    """step(state, batch) -> (state, metrics); dropout keys derive from the state's rng and step."""
+    def step(state: TrainState, batch: dict):
+        rng = jax.random.fold_in(state.rng, state.step)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(loss=loss, grad_norm=optax.global_norm(grads))
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return step

@@ -1,0 +1,219 @@
+"""Byte tokenizer, label space and plan vocabulary: the contracts other parts rely on."""
+
+import numpy as np
+import pytest
+
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text import labels
+from gestalt_jax.text import plan_vocab as pv
+
+TEXTS = [
+    "hello, world",
+    "ship it 🚀🎉 now",
+    "修复测试 and 日本語のテキスト",
+    "def f(x):\n\treturn x + 1  # tab\r\n",
+    "",
+]
+
+
+# --- labels -----------------------------------------------------------------------
+
+
+def test_label_space_sizes_and_order():
+    assert len(labels.TOOLS) == 15 and labels.TOOLS[0] == "TALK"
+    assert labels.ACTIONS[0] == "END" and len(labels.ACTIONS) == 16
+    assert len(labels.INTENTS) == 16
+    assert labels.INTENTS[0] == "CONVERSATION" and labels.INTENTS[-1] == "COMPOSITE"
+    assert set(labels.TOOL_ARGS) == set(labels.TOOLS)
+    used = {a for args in labels.TOOL_ARGS.values() for a in args}
+    assert used == set(labels.ARG_NAMES)
+
+
+def test_label_index_error_names_label():
+    assert labels.index(labels.TOOLS, "SEARCH") == 5
+    with pytest.raises(ValueError, match="'GREP'.*SEARCH"):
+        labels.index(labels.TOOLS, "GREP")
+
+
+# --- bytes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_bytes_round_trip(text):
+    ids = byte_tok.encode(text)
+    assert all(0 <= i < 256 for i in ids)
+    assert byte_tok.decode(ids) == text
+    assert byte_tok.decode([byte_tok.BOS] + ids + [byte_tok.EOS, 65, byte_tok.PAD]) == text
+
+
+def test_decode_replaces_invalid_utf8():
+    assert byte_tok.decode([0xFF, 65]) == "\ufffdA"
+
+
+def test_encode_left_pads_left_and_keeps_end():
+    out = byte_tok.encode_left(["ab", "read the file src/main.py"], 8)
+    assert out.dtype == np.int32 and out.shape == (2, 8)
+    assert out[0].tolist() == [byte_tok.PAD] * 6 + [97, 98]
+    assert byte_tok.decode(out[1]) == "/main.py"
+    assert byte_tok.encode_left([""], 3).tolist() == [[byte_tok.PAD] * 3]
+
+
+def test_encode_right_pads_right_and_truncates_end():
+    out = byte_tok.encode_right(["ab", "abcdef"], 4)
+    assert out.dtype == np.int32
+    assert out.tolist() == [[byte_tok.BOS, 97, 98, byte_tok.PAD], [byte_tok.BOS, 97, 98, 99]]
+    eos = byte_tok.encode_right(["ab"], 4, bos=False, eos=True)
+    assert eos.tolist() == [[97, 98, byte_tok.EOS, byte_tok.PAD]]
+
+
+def test_decoder_pair_shift_and_weights():
+    inputs, targets, weights = byte_tok.decoder_pair(["ab", "abcdef"], 4)
+    P, B, E = byte_tok.PAD, byte_tok.BOS, byte_tok.EOS
+    assert inputs.tolist() == [[B, 97, 98, P], [B, 97, 98, 99]]
+    assert targets.tolist() == [[97, 98, E, P], [97, 98, 99, 100]]
+    assert weights.dtype == np.float32
+    assert weights.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    # Teacher forcing: the target at t is the input at t + 1.
+    np.testing.assert_array_equal(inputs[1, 1:], targets[1, :-1])
+
+
+# --- plan vocabulary --------------------------------------------------------------
+
+
+def test_vocab_dense_and_unique():
+    names = [pv.token_name(i) for i in range(pv.VOCAB_SIZE)]
+    assert len(set(names)) == pv.VOCAB_SIZE
+    assert [pv.token_id(n) for n in names] == list(range(pv.VOCAB_SIZE))
+    assert (pv.PAD, pv.BOS, pv.EOS) == (0, 1, 2)
+    assert [pv.token_name(i) for i in pv.TOOL_IDS] == list(labels.TOOLS)
+    assert set(pv.ARG_IDS) == set(labels.ARG_NAMES)
+    assert len(pv.STEP_REF_IDS) == labels.MAX_STEPS and len(pv.PICK_IDS) == 16
+    assert 30 <= len(pv.WORD_IDS) <= 60
+    assert pv.token_name(pv.CHAR_OFFSET + ord("a")) == "a"
+    assert pv.token_name(pv.CHAR_OFFSET + 0x0A) == "<0x0A>"
+    with pytest.raises(ValueError, match="'NOPE'"):
+        pv.token_id("NOPE")
+    with pytest.raises(ValueError, match="outside"):
+        pv.token_name(pv.VOCAB_SIZE)
+
+
+def test_encode_prompt():
+    ids = pv.encode_prompt("héllo")
+    assert ids[0] == pv.BOS
+    assert bytes(i - pv.CHAR_OFFSET for i in ids[1:]).decode() == "Goal\nhéllo\nPlan\n"
+
+
+def _round_trip(steps, think=None, with_prompt=True):
+    ids = pv.encode_plan(steps, think)
+    assert ids[-2:] == [pv.EOP, pv.EOS]
+    full = (pv.encode_prompt("some goal") if with_prompt else []) + ids + [pv.PAD] * 3
+    assert pv.decode_plan(full) == {"steps": steps, "think": think}
+    return ids
+
+
+def test_plan_round_trip_one_step():
+    ids = _round_trip([{"tool": "RUN_TESTS", "args": {}}])
+    assert ids == [pv.STEP, pv.TOOL_IDS[1], pv.EOP, pv.EOS]
+
+
+def test_plan_round_trip_three_steps_with_refs_and_spans():
+    steps = [
+        {"tool": "SEARCH", "args": {"pattern": "fn main() / größe 🚀"}},
+        {"tool": "READ_FILE", "args": {"path": {"from": 1, "pick": 3}}},
+        {"tool": "PROVE_ALGEBRA", "args": {"lhs": "(a + b)^2", "rhs": {"from": 2, "pick": 16}}},
+    ]
+    ids = _round_trip(steps)
+    assert pv.QUOTE in ids and pv.FROM in ids and pv.PICK_IDS[15] in ids
+
+
+def test_plan_round_trip_think_block():
+    steps = [
+        {"tool": "LIST_FILES", "args": {"path": "src/"}},
+        {"tool": "MEMORY_ADD", "args": {"text": "注意 the build"}},
+    ]
+    ids = _round_trip(steps, think=["first", "list", "files", "then", "remember"])
+    assert ids[0] == pv.THINK
+    _round_trip(steps, think=[], with_prompt=False)
+
+
+@pytest.mark.parametrize(
+    "steps, think, message",
+    [
+        ([], None, "no steps"),
+        ([{"tool": "GREP", "args": {}}], None, "step 1: unknown tool 'GREP'"),
+        ([{"tool": "SEARCH", "args": {"path": "x"}}], None, "step 1: tool SEARCH.*'path'"),
+        (
+            [{"tool": "READ_FILE", "args": {"path": {"from": 1, "pick": 1}}}],
+            None,
+            r"step 1 \(path\): reference from=1",
+        ),
+        (
+            [{"tool": "TALK", "args": {}}, {"tool": "READ_FILE", "args": {"path": {"from": 2, "pick": 1}}}],
+            None,
+            r"step 2 \(path\): reference from=2 must be an earlier step",
+        ),
+        (
+            [{"tool": "TALK", "args": {}}, {"tool": "READ_FILE", "args": {"path": {"from": 1, "pick": 17}}}],
+            None,
+            r"step 2 \(path\): pick=17",
+        ),
+        ([{"tool": "SEARCH", "args": {"pattern": ""}}], None, "step 1.*empty text span"),
+        ([{"tool": "SEARCH", "args": {"pattern": 3}}], None, "step 1.*value must be"),
+        ([{"tool": "TALK", "args": {}}] * 9, None, "step 9: plan has 9 steps, at most 8"),
+        ([{"tool": "TALK", "args": {}}], ["need", "xyzzy"], "think.*'xyzzy'"),
+    ],
+)
+def test_encode_plan_validation(steps, think, message):
+    with pytest.raises(ValueError, match=message):
+        pv.encode_plan(steps, think)
+
+
+def _ids(*names):
+    return [pv.token_id(n) for n in names]
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        (_ids("EOP", "EOS"), "position 2: expected STEP, got end of ids"),
+        (_ids("STEP", "S1"), "position 1: expected a tool, got token 'S1'"),
+        (_ids("STEP", "SEARCH", "ARG:path"), "position 2: expected an argument of SEARCH"),
+        (
+            _ids("STEP", "PROVE_ALGEBRA", "ARG:rhs", "QUOTE", "x", "ENDQUOTE", "ARG:lhs"),
+            "position 6: expected an argument of PROVE_ALGEBRA",
+        ),
+        (_ids("STEP", "SEARCH", "ARG:pattern", "QUOTE", "ENDQUOTE"), "position 4: expected a char"),
+        (_ids("STEP", "SEARCH", "ARG:pattern", "QUOTE", "a", "EOP"), "position 5: expected char or ENDQUOTE"),
+        (
+            _ids("STEP", "READ_FILE", "ARG:path", "FROM", "S1"),
+            "position 4: expected a step ref, but step 1 has no earlier step",
+        ),
+        (
+            _ids("STEP", "TALK", "STEP", "READ_FILE", "ARG:path", "FROM", "S2"),
+            "position 6: expected a step ref S1..S1, got token 'S2'",
+        ),
+        (
+            _ids("STEP", "TALK", "STEP", "READ_FILE", "ARG:path", "FROM", "S1", "PICK", "S1"),
+            "position 8: expected a pick index",
+        ),
+        (_ids("THINK", "need", "TALK"), "position 2: expected a lexicon word or ENDTHINK"),
+        (_ids("STEP", "TALK", "EOP"), "position 3: expected EOS, got end of ids"),
+        (_ids("STEP", "TALK", "ENDQUOTE"), "position 2: expected STEP, an argument or EOP"),
+        (_ids(*["STEP", "TALK"] * 9, "EOP", "EOS"), "position 16: expected EOP .at most 8"),
+    ],
+)
+def test_decode_plan_errors_name_position_and_token(ids, message):
+    with pytest.raises(ValueError, match=message):
+        pv.decode_plan(ids)
+
+
+def test_loss_weights():
+    prompt = pv.encode_prompt("run the tests")
+    ids = prompt + pv.encode_plan([{"tool": "RUN_TESTS", "args": {}}]) + [pv.PAD] * 2
+    w = pv.loss_weights(np.array(ids), len(prompt))
+    P = len(prompt)
+    assert w.dtype == np.float32 and w.shape == (len(ids),)
+    assert (w[:P] == 0).all()
+    np.testing.assert_allclose(w[P:], [0.1, 1, 1, 1, 0, 0])
+    batch = pv.loss_weights(np.array([ids, ids]), np.array([P, P + 1]))
+    assert batch.shape == (2, len(ids)) and batch[1, P] == 0 and batch[0, P] == np.float32(0.1)
