@@ -44,14 +44,30 @@ class Row:
     seconds: float = 0.0
 
 
+def covering(goals: list[dict], n: int) -> list[dict]:
+    """n goals chosen greedily to cover the most intents, tools and argument kinds (spans and
+    step references): a head that no example exercises would rightly get no gradient."""
+    def features(r):
+        args = [v for a in (r.get("args") or []) for v in a.values()]
+        return ({r["intent"], *r["actions"]} | {"span" for v in args if isinstance(v, str)}
+                | {"from" for v in args if isinstance(v, dict)})
+    chosen, seen = [], set()
+    for _ in range(min(n, len(goals))):
+        best = max((i for i in range(len(goals)) if i not in chosen),
+                   key=lambda i: (len(features(goals[i]) - seen), -i))
+        chosen.append(best)
+        seen |= features(goals[best])
+    return [goals[i] for i in chosen]
+
+
 def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
-    """n real examples per component from the configured data files, spread over each file."""
+    """n real examples per component from the configured data files."""
     talk = examples.read_jsonl(config_lib.talk_entries(c.data.talk_files)[0][0], ("prompt", "response"))
-    goals = examples.read_jsonl(c.data.goals_file, ("goal", "intent", "actions"))
-    pick = lambda rs: [rs[i] for i in np.linspace(0, len(rs) - 1, n).astype(int)]
-    return dict(brain=examples.talk_batch(pick(talk), c.brain.enc_len, c.brain.dec_len),
-                planner=examples.planner_batch(pick(goals), c.planner.max_len),
-                policy=examples.policy_batch(pick(goals), c.policy.max_len))
+    goals = covering(examples.read_jsonl(c.data.goals_file, ("goal", "intent", "actions")), n)
+    spread = [talk[i] for i in np.linspace(0, len(talk) - 1, n).astype(int)]
+    return dict(brain=examples.talk_batch(spread, c.brain.enc_len, c.brain.dec_len),
+                planner=examples.planner_batch(goals, c.planner.max_len),
+                policy=examples.policy_batch(goals, c.policy.max_len))
 
 
 def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:

@@ -7,6 +7,7 @@ an error that names the key.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -139,6 +140,17 @@ def base() -> ml_collections.ConfigDict:
         execute=True,             # False: only compile (memory, FLOPs) for tiers too big for the host
     ))
     return c
+
+
+def load_tier(name: str) -> ml_collections.ConfigDict:
+    """get_config() of configs/<name>.py (for tests and scripts; the CLI uses --config)."""
+    path = REPO_ROOT / "configs" / f"{name}.py"
+    if not path.is_file():
+        raise ConfigError(f"no tier config {path}")
+    spec = importlib.util.spec_from_file_location(f"gestalt_tier_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 def decoder_vocab(c: ml_collections.ConfigDict) -> int:

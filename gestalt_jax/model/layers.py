@@ -138,10 +138,10 @@ class SelfAttention(nn.Module):
         return dense(cfg.d_model, ("heads", "embed"), cfg, "out")(out)
 
     def _update_cache(self, k_BxLxHxK, v_BxLxHxK):
-        initialised = self.has_variable("cache", "key")
-        ck = self.variable("cache", "key", jnp.zeros, k_BxLxHxK.shape, k_BxLxHxK.dtype)
-        cv = self.variable("cache", "value", jnp.zeros, v_BxLxHxK.shape, v_BxLxHxK.dtype)
-        index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+        initialised = self.has_variable("cache", "cached_key")
+        ck = self.variable("cache", "cached_key", jnp.zeros, k_BxLxHxK.shape, k_BxLxHxK.dtype)
+        cv = self.variable("cache", "cached_value", jnp.zeros, v_BxLxHxK.shape, v_BxLxHxK.dtype)
+        index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
         if not initialised:  # init call: allocate at the given (maximum) length only
             L = k_BxLxHxK.shape[1]
             causal = jnp.tril(jnp.ones((L, L), bool))[None, None]

@@ -1,0 +1,48 @@
+"""The gestalt command line, run as a user would (subprocess, test tier)."""
+
+import subprocess
+import sys
+
+from gestalt_jax import config as config_lib
+
+TEST_CONFIG = str(config_lib.REPO_ROOT / "configs" / "test.py")
+
+
+def gestalt(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "gestalt_jax.main", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=config_lib.REPO_ROOT)
+
+
+def test_check_passes_for_every_component_and_prints_the_table():
+    r = gestalt("check", f"--config={TEST_CONFIG}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.split()}
+    for component in ("brain+memory", "brain", "planner", "policy"):
+        assert component in rows, r.stdout
+        fd_error = float(rows[component][5])
+        assert fd_error < 5e-2
+    assert "OK: every parameter" in r.stdout
+
+
+def test_unbuilt_command_says_so_and_fails():
+    r = gestalt("serve", f"--config={TEST_CONFIG}")
+    assert r.returncode != 0
+    assert "not built yet" in r.stderr
+
+
+def test_invalid_override_names_the_key():
+    r = gestalt("check", f"--config={TEST_CONFIG}", "--config.brain.heads=5")
+    assert r.returncode == 2
+    assert "config.brain.heads=5" in r.stderr
+
+
+def test_unknown_override_key_is_rejected():
+    r = gestalt("check", f"--config={TEST_CONFIG}", "--config.sft.learning_rate=1e-4")
+    assert r.returncode != 0
+    assert "learning_rate" in r.stderr
+
+
+def test_unknown_command():
+    r = gestalt("fly", f"--config={TEST_CONFIG}")
+    assert r.returncode != 0
+    assert "unknown command 'fly'" in r.stderr

@@ -1,0 +1,166 @@
+"""Behaviour of the Flax modules that users rely on (test tier sizes, CPU)."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.model.brain import Brain, ConceptEncoder, LanguageDecoder, build_brain
+from gestalt_jax.model.layers import apply_rope, rope_tables
+from gestalt_jax.model.planner import Planner, build_planner
+from gestalt_jax.model.transformer import Stack
+from gestalt_jax.text import bytes as byte_tok
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return config_lib.load_tier("test")
+
+
+@pytest.fixture(scope="module")
+def brain_parts(cfg):
+    b = build_brain(cfg)
+    return b.enc, b.dec
+
+
+def _init(module, *args):
+    return nn.meta.unbox(module.init(jax.random.key(0), *args)["params"])
+
+
+def test_mean_pooling_ignores_left_padding(brain_parts):
+    enc, _ = brain_parts
+    model = ConceptEncoder(enc)
+    texts = ["hello world", "a much longer sentence that shifts every row's padding", "hi"]
+    ids_long = jnp.asarray(byte_tok.encode_left(texts, 64))
+    params = _init(model, ids_long)
+    concept_long = model.apply({"params": params}, ids_long)
+    concept_short = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 16)))
+    concept_alone = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 64)))
+    np.testing.assert_allclose(concept_long[0], concept_short[0], atol=1e-5)
+    np.testing.assert_allclose(concept_long[0], concept_alone[0], atol=1e-5)
+    assert not np.allclose(concept_long[0], concept_long[2], atol=1e-3)  # different text, different concept
+
+
+def test_rope_leaves_prefix_positions_unrotated():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 4, 16))
+    inv_freq, _ = rope_tables(16, 10000.0, 64, 6, 32.0, 1.0)
+    prefix = jnp.full((2, 2), -1)
+    for shift in (0, 5, 40):
+        positions = jnp.concatenate([prefix, jnp.broadcast_to(jnp.arange(4) + shift, (2, 4))], 1)
+        out = apply_rope(x, positions, inv_freq)
+        np.testing.assert_array_equal(out[:, :2], x[:, :2])  # prefix queries/keys untouched
+        if shift:
+            assert not np.allclose(out[:, 2:], x[:, 2:])     # text is rotated
+
+
+def test_shifting_text_positions_leaves_prefix_states_unchanged(brain_parts):
+    _, dec = brain_parts
+    stack = Stack(dataclasses.replace(dec, cross=False))
+    N, T = 3, 8
+    x = jax.random.normal(jax.random.key(1), (2, N + T, dec.d_model))
+    pos = lambda shift: jnp.concatenate([jnp.full((2, N), -1), jnp.broadcast_to(jnp.arange(T) + shift, (2, T))], 1)
+    params = _init(stack, x, pos(0))
+    out0 = stack.apply({"params": params}, x, pos(0))
+    out7 = stack.apply({"params": params}, x, pos(7))
+    np.testing.assert_allclose(out0[:, :N], out7[:, :N], atol=1e-6)
+    # Text queries see the unrotated prefix keys, so absolute text position does matter there.
+    assert not np.allclose(out0[:, N:], out7[:, N:], atol=1e-4)
+
+
+def test_yarn_is_identity_within_training_length():
+    plain = 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16)
+    for total in (1, 37, 64):
+        inv_freq, scale = rope_tables(16, 10000.0, 64, total, 32.0, 1.0)
+        np.testing.assert_allclose(inv_freq, plain, rtol=1e-6)
+        assert scale == 1.0
+
+
+def test_yarn_beyond_training_length_interpolates_only_long_wavelengths():
+    plain = 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16)
+    # Over 4096 positions dim 0 turns ~650 times (> beta_fast), the last dim 0.2 times (< beta_slow).
+    inv_freq, scale = rope_tables(16, 10000.0, 4096, 4 * 4096, 32.0, 1.0)
+    assert scale == pytest.approx(2.0)                       # sqrt(s), s = 4
+    np.testing.assert_allclose(inv_freq[0], plain[0], rtol=1e-6)       # fast dims kept
+    np.testing.assert_allclose(inv_freq[-1], plain[-1] / 4, rtol=1e-6)  # slow dims interpolated by s=4
+
+
+def test_stack_within_training_length_matches_plain_rope(brain_parts):
+    _, dec = brain_parts
+    cfg = dataclasses.replace(dec, cross=False)
+    x = jax.random.normal(jax.random.key(2), (2, 20, cfg.d_model))
+    pos = jnp.broadcast_to(jnp.arange(20), (2, 20))
+    params = _init(Stack(cfg), x, pos)
+    out = Stack(cfg).apply({"params": params}, x, pos)
+    out_huge_train = Stack(dataclasses.replace(cfg, train_len=10**6)).apply({"params": params}, x, pos)
+    np.testing.assert_array_equal(out, out_huge_train)
+
+
+def _decode_all(model_decode, params, tokens, first_extra, rope_len, positions_offset=0):
+    """Prefill with the first token (plus extra args), then one token per step; logits [B, T, V]."""
+    B, T = tokens.shape
+    cache = model_decode.init(jax.random.key(0), jnp.zeros_like(tokens), *first_extra, rope_len=rope_len)["cache"]
+    logits = []
+    for t in range(T):
+        extra = first_extra if t == 0 else tuple(None if i == 0 else a for i, a in enumerate(first_extra))
+        out, state = model_decode.apply({"params": params, "cache": cache}, tokens[:, t:t + 1], *extra,
+                                        positions_BxT=jnp.full((B, 1), t + positions_offset),
+                                        rope_len=rope_len, mutable=["cache"])
+        cache = state["cache"]
+        logits.append(out[:, 0])
+    return jnp.stack(logits, 1)
+
+
+@pytest.mark.parametrize("train_len", [128, 6])  # 6: the sequence runs past training length (YaRN on)
+def test_kv_cache_decoder_matches_full_forward(brain_parts, train_len):
+    _, dec = brain_parts
+    dec = dataclasses.replace(dec, train_len=train_len)
+    V, N, K, T = 300, 2, 2, 10
+    tokens = jax.random.randint(jax.random.key(3), (2, T), 0, V)
+    prefix = jax.random.normal(jax.random.key(4), (2, N, dec.d_model))
+    memory = jax.random.normal(jax.random.key(5), (2, K, dec.d_model))
+    full = LanguageDecoder(dec, V)
+    params = _init(full, tokens, prefix, memory)
+    want = full.apply({"params": params}, tokens, prefix, memory)
+    got = _decode_all(LanguageDecoder(dec, V, decode=True), params, tokens, (prefix, memory), rope_len=T)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
+
+
+def test_kv_cache_planner_matches_full_forward(cfg):
+    planner = build_planner(cfg)
+    tokens = jax.random.randint(jax.random.key(6), (3, 12), 0, 300)
+    params = _init(planner, tokens)
+    want = planner.apply({"params": params}, tokens)
+    got = _decode_all(Planner(planner.cfg, decode=True), params, tokens, (), rope_len=12)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
+
+
+def test_cross_attention_contributes_nothing_without_memory(cfg):
+    brain = build_brain(cfg)
+    enc = jnp.asarray(byte_tok.encode_left(["what is a mutex?", "hi"], cfg.brain.enc_len))
+    dec_in, _, _ = byte_tok.decoder_pair(["A lock.", "Hello."], cfg.brain.dec_len)
+    memory = jax.random.normal(jax.random.key(7), (2, cfg.brain.mem_k, cfg.brain.d_model))
+    params = _init(brain, enc, dec_in, memory)
+    with_cross, _ = brain.apply({"params": params}, enc, dec_in, None)
+    no_cross = Brain(brain.enc, dataclasses.replace(brain.dec, cross=False), brain.n_prefix, brain.dec_vocab)
+    stripped = jax.tree.map(lambda x: x, params)  # a copy whose dicts we may edit
+    for block in stripped["decoder"]["stack"].values():
+        if isinstance(block, dict):
+            block.pop("cross", None), block.pop("cross_norm", None)
+    without, _ = no_cross.apply({"params": stripped}, enc, dec_in, None)
+    np.testing.assert_array_equal(with_cross, without)
+    with_memory, _ = brain.apply({"params": params}, enc, dec_in, memory)
+    assert not np.allclose(with_memory, with_cross, atol=1e-4)  # and memory, when given, is used
+
+
+def test_decoder_logits_cover_text_positions_only(cfg):
+    brain = build_brain(cfg)
+    enc = jnp.asarray(byte_tok.encode_left(["x"], cfg.brain.enc_len))
+    dec_in = jnp.asarray(byte_tok.encode_right(["abc"], 17))
+    params = _init(brain, enc, dec_in)
+    logits, concept = brain.apply({"params": params}, enc, dec_in)
+    assert logits.shape == (1, 17, config_lib.decoder_vocab(cfg))
+    assert concept.shape == (1, cfg.brain.d_model)
