@@ -61,11 +61,14 @@ def covering(goals: list[dict], n: int) -> list[dict]:
 
 
 def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
-    """n real examples per component from the configured data files."""
+    """n real examples per component from the configured data files, plus the prompts whose
+    concept vectors serve as memory (n + K - 1 others, so each row sees K distinct vectors)."""
     talk = examples.read_jsonl(config_lib.talk_entries(c.data.talk_files)[0][0], ("prompt", "response"))
     goals = covering(examples.read_jsonl(c.data.goals_file, ("goal", "intent", "actions")), n)
-    spread = [talk[i] for i in np.linspace(0, len(talk) - 1, n).astype(int)]
-    return dict(brain=examples.talk_batch(spread, c.brain.enc_len, c.brain.dec_len),
+    order = np.resize(np.random.default_rng(c.seed).permutation(len(talk)), 2 * n + c.brain.mem_k - 1)
+    batch, pool = [talk[i] for i in order[:n]], [talk[i] for i in order[n:]]
+    return dict(brain=examples.talk_batch(batch, c.brain.enc_len, c.brain.dec_len),
+                memory_pool=examples.talk_batch(pool, c.brain.enc_len, 1)["enc"],
                 planner=examples.planner_batch(goals, c.planner.max_len),
                 policy=examples.policy_batch(goals, c.policy.max_len))
 
@@ -77,13 +80,17 @@ def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:
     return (batch["inputs"],) if name == "planner" else (batch["ids"],)
 
 
-def attach_memory(model: Brain, params, batch: dict, k: int) -> dict:
-    """Memory = the concept vectors of K other examples of the batch (as the SFT pool would)."""
+def attach_memory(model: Brain, params, batch: dict, pool_ids, k: int) -> dict:
+    """Memory = concept vectors of other prompts, K distinct ones per row, as the SFT pool gives.
+
+    Identical memory vectors would make cross-attention uniform whatever its queries and
+    keys, and those would rightly get no gradient: the check needs distinct ones.
+    """
     encode = jax.jit(lambda p, ids: model.apply({"params": p}, ids, method=Brain.encode))
-    concept_BxD = encode(params, batch["enc"])
-    order = (np.arange(concept_BxD.shape[0])[:, None] + np.arange(1, k + 1)) % concept_BxD.shape[0]
-    memory_BxKxD = concept_BxD[order]
-    return dict(batch, memory=jax.lax.stop_gradient(memory_BxKxD))
+    concept_PxD = encode(params, pool_ids)
+    B = batch["enc"].shape[0]
+    order_BxK = (np.arange(B)[:, None] + np.arange(k)) % concept_PxD.shape[0]
+    return dict(batch, memory=jax.lax.stop_gradient(concept_PxD[order_BxK]))
 
 
 def _abstract(batch: dict, size: int) -> dict:
@@ -104,39 +111,55 @@ def compiled_cost(loss_fn, phase: ml_collections.ConfigDict, params_shape, batch
     return total / 2**20, float(cost.get("flops", 0.0)) / 1e9
 
 
+def check_gradients(row: Row, c: ml_collections.ConfigDict, name: str, with_memory: bool, batch: dict,
+                    params) -> None:
+    """Nonzero/finite gradients in the configured precision; finite differences in f32.
+
+    Finite differences test the gradient code, not bf16 rounding (which alone puts a few
+    percent of noise on a bf16 loss), so they run on an f32-compute copy of the model.
+    """
+    _, loss_fn = losses.component(c, name, train=False)  # deterministic: no dropout
+    rng = jax.random.key(1)
+    grads, _ = jax.jit(jax.grad(loss_fn, has_aux=True))(params, batch, rng)
+    exempt = grad_check.matching(MEMORY_PATHS) if name == "brain" and not with_memory else (lambda p: False)
+    try:
+        grad_check.assert_grads(grads, exempt)
+    except AssertionError as e:  # collected, so every component is still checked
+        row.problems.append(str(e))
+    norms = grad_check.leaf_norms(grads)
+    if name == "brain" and not with_memory:  # absent memory must contribute exactly nothing
+        row.problems += [f"memory parameter {p} got a gradient without memory"
+                         for p, n in norms.items() if exempt(p) and n != 0.0]
+    live = {p: n for p, n in norms.items() if not exempt(p)}
+    row.min_grad_path = min(live, key=live.get)
+    row.min_grad = live[row.min_grad_path]
+    if c.compute_dtype != "float32":
+        c = ml_collections.ConfigDict(c.to_dict())
+        c.compute_dtype = "float32"
+        _, loss_fn = losses.component(c, name, train=False)
+        grads, _ = jax.jit(jax.grad(loss_fn, has_aux=True))(params, batch, rng)
+    loss_of = jax.jit(lambda p: loss_fn(p, batch, rng)[0])
+    errors = grad_check.finite_differences(loss_of, params, grads, jax.random.key(2),
+                                           c.check.fd_directions, c.check.fd_eps)
+    row.fd_error = max(errors) if errors else None
+
+
 def check_component(c: ml_collections.ConfigDict, label: str, name: str, with_memory: bool,
-                    batch: dict, key: jax.Array) -> Row:
+                    batches: dict, key: jax.Array) -> Row:
     t0 = time.time()
-    model, loss_fn = losses.component(c, name, train=False)  # deterministic: no dropout
+    model, loss_fn = losses.component(c, name, train=False)
+    batch = batches[name]
     init = lambda k: nn.meta.unbox(model.init(k, *init_inputs(name, batch, c))["params"])
     params_shape = jax.eval_shape(init, key)
     row = Row(label, grad_check.count_params(params_shape), len(jax.tree.leaves(params_shape)))
-    phase = c[config_lib.PHASE_OF[name]]
     if c.check.execute:
         params = jax.jit(init)(key)
-        if name == "brain" and with_memory:
-            batch = attach_memory(model, params, batch, c.brain.mem_k)
-        rng = jax.random.key(1)
-        grads, _ = jax.jit(jax.grad(loss_fn, has_aux=True))(params, batch, rng)
-        exempt = grad_check.matching(MEMORY_PATHS) if name == "brain" and not with_memory else (lambda p: False)
-        try:
-            grad_check.assert_grads(grads, exempt)
-        except AssertionError as e:  # collected, so every component is still checked
-            row.problems.append(str(e))
-        norms = grad_check.leaf_norms(grads)
-        if name == "brain" and not with_memory:  # absent memory must contribute exactly nothing
-            row.problems += [f"memory parameter {p} got a gradient without memory"
-                             for p, n in norms.items() if exempt(p) and n != 0.0]
-        live = {p: n for p, n in norms.items() if not exempt(p)}
-        row.min_grad_path = min(live, key=live.get)
-        row.min_grad = live[row.min_grad_path]
-        loss_of = jax.jit(lambda p: loss_fn(p, batch, rng)[0])
-        errors = grad_check.finite_differences(loss_of, params, grads, jax.random.key(2),
-                                               c.check.fd_directions, c.check.fd_eps)
-        row.fd_error = max(errors) if errors else None
-    elif name == "brain" and with_memory:
+        if with_memory:
+            batch = attach_memory(model, params, batch, batches["memory_pool"], c.brain.mem_k)
+        check_gradients(row, c, name, with_memory, batch, params)
+    elif with_memory:
         batch = dict(batch, memory=np.zeros((batch["enc"].shape[0], c.brain.mem_k, c.brain.d_model), np.float32))
-    row.memory_mb, row.gflops = compiled_cost(loss_fn, phase, params_shape, batch)
+    row.memory_mb, row.gflops = compiled_cost(loss_fn, c[config_lib.PHASE_OF[name]], params_shape, batch)
     row.seconds = time.time() - t0
     return row
 
@@ -169,7 +192,7 @@ def run(c: ml_collections.ConfigDict, log=print) -> int:
     rows = []
     for i, (label, name, with_memory) in enumerate(CHECKS):
         log(f"[check {i + 1}/{len(CHECKS)}] {label} ...")
-        rows.append(check_component(c, label, name, with_memory, batches[name], jax.random.key(c.seed)))
+        rows.append(check_component(c, label, name, with_memory, batches, jax.random.key(c.seed)))
     log(format_table(rows))
     problems = failures(rows, c)
     if not c.check.execute:

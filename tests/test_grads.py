@@ -22,7 +22,7 @@ def batches(cfg):
 
 
 def test_policy_check_passes(cfg, batches):
-    row = check.check_component(cfg, "policy", "policy", False, batches["policy"], jax.random.key(0))
+    row = check.check_component(cfg, "policy", "policy", False, batches, jax.random.key(0))
     assert row.problems == []
     assert row.min_grad > 0 and row.fd_error < cfg.check.fd_tolerance
 
@@ -38,7 +38,7 @@ def test_parameter_behind_stop_gradient_is_reported_by_path(cfg, batches, monkey
         return model, loss
 
     monkeypatch.setattr(losses, "component", cut)
-    row = check.check_component(cfg, "policy", "policy", False, batches["policy"], jax.random.key(0))
+    row = check.check_component(cfg, "policy", "policy", False, batches, jax.random.key(0))
     report = "\n".join(check.failures([row], cfg))
     assert "intent/kernel" in report and "intent/bias" in report
     assert "actions/kernel" not in report
@@ -62,3 +62,12 @@ def test_finite_differences_agree_and_catch_a_wrong_gradient():
     assert max(errors) < 1e-2
     wrong = jax.tree.map(lambda g: 1.5 * g, grads)
     assert min(grad_check.finite_differences(loss, params, wrong, jax.random.key(1), 3, 1e-3)) > 0.1
+
+
+def test_memory_check_with_a_single_example(cfg):
+    # One example still gets K distinct memory vectors; identical ones would make
+    # cross-attention uniform and starve its queries and keys of gradient.
+    c = config_lib.load_tier("test")
+    c.check.update(batch_size=1, fd_directions=1)
+    row = check.check_component(c, "brain+memory", "brain", True, check.real_batches(c, 1), jax.random.key(0))
+    assert row.problems == [], row.problems
