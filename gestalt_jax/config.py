@@ -51,6 +51,19 @@ def _phase(steps: int, batch_size: int, eval_every: int) -> ml_collections.Confi
     ))
 
 
+def _model(**sizes) -> ml_collections.ConfigDict:
+    """One component's transformer sizes (shared keys) plus its own."""
+    return ml_collections.ConfigDict(dict(
+        d_model=64,
+        heads=4,
+        d_ff=128,
+        rope_base=10000.0,
+        yarn_beta_fast=32.0,      # YaRN: dims turning more often than this over L_train keep their frequency
+        yarn_beta_slow=1.0,       # ... and those turning less often than this are fully interpolated
+        **sizes,
+    ))
+
+
 def base() -> ml_collections.ConfigDict:
     """Every hyperparameter of every component and phase, at the test tier's sizes."""
     c = ml_collections.ConfigDict()
@@ -64,10 +77,7 @@ def base() -> ml_collections.ConfigDict:
         bpe_merges=200,           # decoder vocabulary = 259 byte ids + merges
     ))
 
-    c.brain = ml_collections.ConfigDict(dict(
-        d_model=64,
-        heads=4,
-        d_ff=128,
+    c.brain = _model(
         enc_layers=1,
         dec_layers=2,
         n_prefix=2,               # concept prefix tokens (N)
@@ -77,37 +87,16 @@ def base() -> ml_collections.ConfigDict:
         dec_len=128,
         enc_dropout=0.0,
         dec_dropout=0.1,
-        rope_base=10000.0,
-        yarn_beta_fast=32.0,      # YaRN: wavelengths this many times shorter than L_train keep their frequency
-        yarn_beta_slow=1.0,       # ... and those longer than L_train/beta_slow are fully interpolated
-    ))
-
-    c.planner = ml_collections.ConfigDict(dict(
-        d_model=64,
-        heads=4,
-        d_ff=128,
-        layers=2,
-        max_len=192,
-        dropout=0.1,
-        rope_base=10000.0,
-        yarn_beta_fast=32.0,
-        yarn_beta_slow=1.0,
-    ))
-
-    c.policy = ml_collections.ConfigDict(dict(
-        d_model=64,
-        heads=4,
-        d_ff=128,
+    )
+    c.planner = _model(layers=2, max_len=192, dropout=0.1)
+    c.policy = _model(
         layers=1,
         max_len=128,
         dropout=0.1,
-        rope_base=10000.0,
-        yarn_beta_fast=32.0,
-        yarn_beta_slow=1.0,
         intent_weight=2.0,        # loss weights: intent and actions dominate
         action_weight=2.0,
         arg_weight=0.5,
-    ))
+    )
 
     c.sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.sft.noise_max = 0.1         # PAD-denoising rate reached at the end of the ramp

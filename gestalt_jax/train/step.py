@@ -13,6 +13,8 @@ from gestalt_jax.train.losses import LossFn
 
 @flax.struct.dataclass
 class TrainState:
+    """Everything a resumed run needs besides the data iterator. `rng` is raw uint32 key
+    data (not a typed key) so that it checkpoints like any other array."""
     step: jax.Array
     params: Any
     opt_state: Any
@@ -21,13 +23,13 @@ class TrainState:
 
 def init_state(params, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
     return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
-                      opt_state=optimizer.init(params), rng=rng)
+                      opt_state=optimizer.init(params), rng=jax.random.key_data(rng))
 
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     """step(state, batch) -> (state, metrics); dropout keys derive from the state's rng and step."""
     def step(state: TrainState, batch: dict):
-        rng = jax.random.fold_in(state.rng, state.step)
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
