@@ -1,0 +1,137 @@
+"""Phase checkpoints with Orbax: the newest few for resume, the single best by val loss for the result.
+
+One phase owns one directory with two `CheckpointManager`s, `latest/` and `best/`. They are separate
+because with `best_fn` set, Orbax's `max_to_keep` keeps the N best and deletes the newest when it is
+worse, which would leave nothing to resume from. Every step directory holds the items `state` (the
+TrainState), `metrics` (step and val loss, JSON), `config` (JSON, when given) and, in `latest/` only,
+`data` (the grain iterator state, one JSON file per process).
+
+Multi-host: every process calls every method with the same arguments (Orbax synchronises the
+processes and each one writes its shards); only the iterator state differs per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+LATEST, BEST = "latest", "best"
+
+
+def abstract_like(tree: Any, shardings: Any = None) -> Any:
+    """ShapeDtypeStructs shaped like `tree` (concrete or abstract), carrying `shardings` (a matching
+    tree) or else each leaf's own sharding; this is the restore target that places arrays on a mesh."""
+    def one(x, sharding=None):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding or getattr(x, "sharding", None))
+    if shardings is None:
+        return jax.tree.map(one, tree)
+    return jax.tree.map(one, tree, shardings)
+
+
+class PhaseCheckpoints:
+    """`<directory>/latest` keeps the newest `keep` checkpoints, `<directory>/best` the lowest val loss."""
+
+    def __init__(self, directory: str | os.PathLike, keep: int):
+        if keep < 1:
+            raise ValueError(f"checkpoints in {directory}: keep must be >= 1, got {keep}")
+        self.directory = os.path.abspath(directory)
+        # Async: save() returns once arrays are copied off the device; the files are written
+        # in a background thread while training continues.
+        self._latest = ocp.CheckpointManager(
+            os.path.join(self.directory, LATEST),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True))
+        self._best = ocp.CheckpointManager(
+            os.path.join(self.directory, BEST),
+            options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=True))
+        self._best_val_loss = self._read_best_val_loss()
+
+    def latest_step(self) -> int | None:
+        return self._latest.latest_step()
+
+    def best_val_loss(self) -> float:
+        """The lowest finite val loss saved so far in this directory (inf when none)."""
+        return self._best_val_loss
+
+    def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None = None,
+             val_loss: float | None = None, config_json: str | None = None) -> bool:
+        """Saves into latest, and into best when `val_loss` beats every earlier best. Returns False
+        (nothing saved) when `step` is not newer than the latest saved step, as Orbax does."""
+        step = int(step)
+        val_loss = None if val_loss is None else float(val_loss)
+        items = {"state": ocp.args.StandardSave(state),
+                 "metrics": ocp.args.JsonSave({"step": step, "val_loss": val_loss})}
+        if config_json is not None:
+            items["config"] = ocp.args.JsonSave(json.loads(config_json))
+        best_items = dict(items)
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+        if not self._latest.save(step, args=ocp.args.Composite(**items)):
+            logging.warning("checkpoint step %d not saved in %s: latest saved step is %s",
+                            step, self._latest.directory, self._latest.latest_step())
+            return False
+        # NaN < x is False, but say it: a diverged run must never become the result.
+        if val_loss is not None and math.isfinite(val_loss) and val_loss < self._best_val_loss:
+            if self._best.save(step, args=ocp.args.Composite(**best_items)):
+                self._best_val_loss = val_loss
+        return True
+
+    def restore_latest(self, target_state: Any,
+                       data_iter: grain.DatasetIterator | None = None) -> tuple[Any, int] | None:
+        """(state, step) from the newest checkpoint, or None when there is nothing to resume.
+        `target_state` (ShapeDtypeStructs with shardings, or arrays) decides where arrays land;
+        `data_iter` is restored in place."""
+        step = self._latest.latest_step()
+        if step is None:
+            return None
+        items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        return self._restore(self._latest, step, items)["state"], step
+
+    def restore_best(self, target_state: Any) -> Any:
+        """The state with the lowest val loss; `target_state` as in `restore_latest`."""
+        step = self._best.latest_step()
+        if step is None:
+            raise FileNotFoundError(
+                f"no best checkpoint in {self._best.directory}: no save with a finite val loss yet")
+        items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
+        return self._restore(self._best, step, items)["state"]
+
+    def wait(self) -> None:
+        """Blocks until every pending async save is on disk."""
+        self._latest.wait_until_finished()
+        self._best.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases Orbax's threads."""
+        self._latest.close()
+        self._best.close()
+
+    def __enter__(self) -> PhaseCheckpoints:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _read_best_val_loss(self) -> float:
+        step = self._best.latest_step()
+        if step is None:
+            return math.inf
+        metrics = self._restore(self._best, step, {"metrics": ocp.args.JsonRestore()})["metrics"]
+        return float(metrics["val_loss"])
+
+    @staticmethod
+    def _restore(manager: ocp.CheckpointManager, step: int, items: dict) -> Any:
+        # Orbax's errors name an item or a leaf; name the step directory the user can inspect.
+        try:
+            return manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as e:
+            raise RuntimeError(f"cannot restore {sorted(items)} from {manager.directory / str(step)}: "
+                               f"{type(e).__name__}: {e}") from e
