@@ -25,13 +25,18 @@ def weighted_ce(logits_BxTxV, targets_BxT, weights_BxT):
     return jnp.sum(ce_BxT * w) / jnp.maximum(jnp.sum(w), 1e-6)
 
 
+def _weight(w) -> jax.Array:
+    """The weight of a mean loss: how much of the batch it averaged over."""
+    return jnp.sum(w.astype(jnp.float32))
+
+
 def brain_loss(model: nn.Module) -> LossFn:
     """Decoder CE at text positions; batch['memory'] [B, K, D], when present, feeds cross-attention."""
     def loss(params, batch, rng):
         logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"],
                                       batch.get("memory"), rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["dec_tgt"], batch["dec_w"])
-        return ce, dict(loss=ce, concept=concept)
+        return ce, dict(loss=ce, weight=_weight(batch["dec_w"]), concept=concept)
     return loss
 
 
@@ -39,7 +44,7 @@ def planner_loss(model: nn.Module) -> LossFn:
     def loss(params, batch, rng):
         logits = model.apply({"params": params}, batch["inputs"], rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["targets"], batch["weights"])
-        return ce, dict(loss=ce)
+        return ce, dict(loss=ce, weight=_weight(batch["weights"]))
     return loss
 
 
@@ -49,18 +54,19 @@ def policy_loss(model: nn.Module, c: ml_collections.ConfigDict) -> LossFn:
 
     def loss(params, batch, rng):
         out = model.apply({"params": params}, batch["ids"], rngs={"dropout": rng})
-        ones = jnp.ones_like(batch["intent"])
-        intent = weighted_ce(out["intent"][:, None], batch["intent"][:, None], ones[:, None])
-        actions = weighted_ce(out["actions"], batch["actions"], jnp.ones_like(batch["actions"]))
+        # example_w [B] zeroes the padding rows of a final eval batch.
+        ex_Bx1 = batch.get("example_w", jnp.ones(batch["intent"].shape, jnp.float32))[:, None]
+        intent = weighted_ce(out["intent"][:, None], batch["intent"][:, None], ex_Bx1)
+        actions = weighted_ce(out["actions"], batch["actions"], jnp.broadcast_to(ex_Bx1, batch["actions"].shape))
         kind = batch["arg_kind"]
-        args = (weighted_ce(out["arg_kind"], kind, jnp.ones_like(kind))
-                + weighted_ce(out["span_start"], batch["span_start"], kind == span)
-                + weighted_ce(out["span_end"], batch["span_end"], kind == span)
-                + weighted_ce(out["from_step"], batch["from_step"], kind == from_)
-                + weighted_ce(out["pick"], batch["pick"], kind == from_))
+        args = (weighted_ce(out["arg_kind"], kind, jnp.broadcast_to(ex_Bx1, kind.shape))
+                + weighted_ce(out["span_start"], batch["span_start"], (kind == span) * ex_Bx1)
+                + weighted_ce(out["span_end"], batch["span_end"], (kind == span) * ex_Bx1)
+                + weighted_ce(out["from_step"], batch["from_step"], (kind == from_) * ex_Bx1)
+                + weighted_ce(out["pick"], batch["pick"], (kind == from_) * ex_Bx1))
         p = c.policy
         total = p.intent_weight * intent + p.action_weight * actions + p.arg_weight * args
-        return total, dict(loss=total, intent=intent, actions=actions, args=args)
+        return total, dict(loss=total, weight=_weight(ex_Bx1), intent=intent, actions=actions, args=args)
     return loss
 
 
