@@ -73,13 +73,6 @@ def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
                 policy=examples.policy_batch(goals, c.policy.max_len))
 
 
-def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:
-    if name == "brain":  # memory given at init so the cross-attention parameters exist
-        B = batch["enc"].shape[0]
-        return batch["enc"], batch["dec_in"], jnp.zeros((B, c.brain.mem_k, c.brain.d_model))
-    return (batch["inputs"],) if name == "planner" else (batch["ids"],)
-
-
 def attach_memory(model: Brain, params, batch: dict, pool_ids, k: int) -> dict:
     """Memory = concept vectors of other prompts, K distinct ones per row, as the SFT pool gives.
 
@@ -149,7 +142,7 @@ def check_component(c: ml_collections.ConfigDict, label: str, name: str, with_me
     t0 = time.time()
     model, loss_fn = losses.component(c, name, train=False)
     batch = batches[name]
-    init = lambda k: nn.meta.unbox(model.init(k, *init_inputs(name, batch, c))["params"])
+    init = lambda k: nn.meta.unbox(model.init(k, *losses.init_inputs(name, batch, c))["params"])
     params_shape = jax.eval_shape(init, key)
     row = Row(label, grad_check.count_params(params_shape), len(jax.tree.leaves(params_shape)))
     if c.check.execute:

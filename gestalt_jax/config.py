@@ -103,6 +103,7 @@ def base() -> ml_collections.ConfigDict:
     c.sft.noise_ramp_frac = 0.3   # share of steps over which the rate ramps from 0
     c.sft.memory_warmup_frac = 0.2  # no memory attached before this share of steps
     c.sft.memory_prob = 0.5       # share of later steps that attach K memory vectors
+    c.sft.memory_pool = 256       # recent concept vectors kept to draw memory from
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
@@ -119,6 +120,7 @@ def base() -> ml_collections.ConfigDict:
 
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
+        log_every=10,             # steps between console progress lines
     ))
 
     c.check = ml_collections.ConfigDict(dict(
@@ -225,8 +227,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob"):
         need(0 <= c.sft[k] <= 1, f"sft.{k}", "must lie in [0, 1]")
+    need(c.sft.memory_pool >= c.sft.batch_size, "sft.memory_pool",
+         f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
+    need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.check.batch_size >= 1, "check.batch_size", "must be >= 1")
     need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
     for axis in MESH_AXES:

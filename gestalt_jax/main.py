@@ -19,6 +19,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "Tier config file (configs/test.py, small.py, default.py, phase2.py); override any key "
     "with --config.<key>=<value>.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs/<tier>).")
+_PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
+                              "train: comma-separated subset of tokenizer,brain,planner,policy.")
+_RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
 
 
 def _check(c, workdir: str) -> int:
@@ -26,7 +29,17 @@ def _check(c, workdir: str) -> int:
     return check.run(c)
 
 
-HANDLERS = {"check": _check}
+def _train(c, workdir: str) -> int:
+    from gestalt_jax.train import loop, pipeline
+    try:
+        pipeline.train(c, workdir, _PHASES.value, _RESUME.value)
+    except (loop.TrainingError, ValueError) as e:
+        print(f"gestalt train: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+HANDLERS = {"check": _check, "train": _train}
 
 
 def main(argv: list[str]) -> int:

@@ -55,6 +55,9 @@ class PhaseCheckpoints:
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
 
+    def best_step(self) -> int | None:
+        return self._best.latest_step()
+
     def best_val_loss(self) -> float:
         """The lowest finite val loss saved so far in this directory (inf when none)."""
         return self._best_val_loss

@@ -82,3 +82,11 @@ def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.
         model = build_policy(c, train)
         return model, policy_loss(model, c)
     raise ValueError(f"unknown component {name!r}; expected one of {COMPONENTS}")
+
+
+def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:
+    """Model inputs for `init`; the brain gets memory so its cross-attention parameters exist."""
+    if name == "brain":
+        B = batch["enc"].shape[0]
+        return batch["enc"], batch["dec_in"], jnp.zeros((B, c.brain.mem_k, c.brain.d_model))
+    return (batch["inputs"],) if name == "planner" else (batch["ids"],)

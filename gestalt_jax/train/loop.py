@@ -1,0 +1,230 @@
+"""One training phase: sharded state, compiled steps, validation, early stopping, checkpoints.
+
+The loop dispatches step n+1 before it pulls step n's loss to the host, so the device
+never waits on Python; a non-finite loss stops the phase naming its step, before any
+checkpoint could record it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from gestalt_jax.data import masks, pipeline
+from gestalt_jax.train import checkpoint as ckpt_lib
+from gestalt_jax.train import grad_check, losses, optim, perf
+from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.train import step as step_lib
+from gestalt_jax.train.metrics import MetricsWriter, log, progress
+from gestalt_jax.train.phases import PhaseSpec
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    params: Any
+    best_val_loss: float
+    best_step: int
+
+
+class TrainingError(RuntimeError):
+    """A phase that cannot go on (non-finite loss, dead gradients); the message says where."""
+
+
+def global_batch(local: dict, mesh) -> dict:
+    """This process's rows → one global array per key, batch dimension over data+fsdp."""
+    return {k: jax.make_array_from_process_local_data(mesh_lib.batch_sharding(mesh, v.ndim), v)
+            for k, v in local.items()}
+
+
+def create_state(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
+    """The TrainState created directly in its shardings (no full copy on one device first)."""
+    inputs = losses.init_inputs(spec.name, sample, c)
+    boxed = jax.eval_shape(lambda k: model.init(k, *inputs)["params"], jax.random.key(0))
+    p_shard = mesh_lib.param_shardings(boxed, mesh)
+    params_shape = jax.tree.map(lambda x: x.unbox(apply_constraint=False), boxed,
+                                is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+    opt_shape = jax.eval_shape(optimizer.init, params_shape)
+    rep = mesh_lib.replicated(mesh)
+    shardings = step_lib.TrainState(
+        step=rep, params=p_shard, opt_state=mesh_lib.opt_shardings(optimizer, opt_shape, p_shard, mesh),
+        rng=rep, extra=jax.tree.map(lambda _: rep, spec.extra))
+
+    def init(key):
+        params = nn.meta.unbox(model.init(key, *inputs)["params"])
+        return step_lib.init_state(params, optimizer, jax.random.fold_in(key, 1), spec.extra)
+
+    state = jax.jit(init, out_shardings=shardings)(jax.random.key(c.seed))
+    return state, shardings
+
+
+def concept_sim(concepts_NxD: np.ndarray) -> float:
+    """Mean pairwise cosine of distinct prompts' concept vectors (lower is more discriminative)."""
+    x = concepts_NxD / np.maximum(np.linalg.norm(concepts_NxD, axis=1, keepdims=True), 1e-9)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    sims = x @ x.T
+    return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+
+
+def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_records) -> dict[str, float]:
+    total, weight, concepts = 0.0, 0.0, []
+    for local in val_batches:
+        loss_sum, w, aux = eval_fn(params, global_batch(local, mesh))
+        total, weight = total + float(loss_sum), weight + float(w)
+        if name == "brain":
+            concepts.append(np.asarray(multihost_utils.process_allgather(aux["concept"], tiled=True)))
+    out = dict(val_loss=total / max(weight, 1e-9))
+    if name == "brain":
+        prompts, first = {}, []
+        for i, r in enumerate(val_records):  # distinct prompts only
+            if prompts.setdefault(r["prompt"], i) == i:
+                first.append(i)
+        out["concept_sim"] = concept_sim(np.concatenate(concepts)[first])
+        out["val_ppl"] = math.exp(min(out["val_loss"], 50.0))
+    return out
+
+
+def _dead_leaves(leaf_norms) -> list[str]:
+    norms = grad_check.leaf_norms(leaf_norms)  # norms of scalars are their absolute values
+    return [p for p, n in norms.items() if not (n > 0 and math.isfinite(n))]
+
+
+def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resume: bool,
+              writer: MetricsWriter) -> PhaseResult:
+    """Train one phase to the end (or early stop); returns the best parameters."""
+    p = c[spec.phase]
+    mesh = mesh_lib.make_mesh(c)
+    pid, nproc = jax.process_index(), jax.process_count()
+    model, loss_fn = losses.component(c, spec.name, train=True)
+    _, eval_loss_fn = losses.component(c, spec.name, train=False)
+    optimizer = optim.make_optimizer(p)
+    lr_at = optim.schedule(p, p.lr)
+    val_batches = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size, pid, nproc)
+    stats = masks.validate(spec.name, val_batches[0])
+    log(masks.summary(spec.name, stats))
+    train_iter = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed, pid, nproc)
+
+    with mesh_lib.activate(mesh):
+        state, shardings = create_state(c, spec, model, optimizer, val_batches[0], mesh)
+        checkpoints = ckpt_lib.PhaseCheckpoints(workdir / "checkpoints" / spec.phase, p.keep_checkpoints)
+        start = 0
+        if resume:
+            restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings), train_iter)
+            if restored is not None:
+                state, start = restored
+                log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
+        if start >= p.steps:
+            log(f"[{spec.name}] already trained ({start}/{p.steps} steps)")
+
+        compiled = {}
+
+        def step_fn(with_memory: bool, check: bool, batch):
+            key = (with_memory, check)
+            if key not in compiled:
+                fn = step_lib.make_train_step(loss_fn, optimizer, p.accum_steps,
+                                              spec.prepare(with_memory) if spec.prepare else None,
+                                              spec.absorb, leaf_norms=check)
+                jitted = jax.jit(fn, in_shardings=(shardings, None), out_shardings=(shardings, None),
+                                 donate_argnums=0)
+                compiled[key] = jitted.lower(state, batch).compile()
+                if not compiled.get("reported"):
+                    compiled["reported"] = _report_compiled(spec.name, compiled[key], c, p)
+            return compiled[key]
+
+        eval_fn = jax.jit(step_lib.make_eval_step(eval_loss_fn))
+        best = checkpoints.best_val_loss()
+        best_step = checkpoints.best_step()
+        bad_evals = 0 if best_step is None else max(0, (start - best_step) // p.eval_every)
+        config_json = c.to_json()
+        t_phase, t_last, pending = time.time(), time.time(), None
+        window = dict(loss=0.0, weight=0.0, steps=0)
+        for step in range(start, p.steps):
+            batch = global_batch(next(train_iter), mesh)
+            check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
+            state, metrics = step_fn(spec.uses_memory(step), check, batch)(state, batch)
+            if pending is not None:
+                _absorb(window, *pending)
+            pending = (step, metrics)
+            if check:
+                dead = _dead_leaves(jax.device_get(metrics["leaf_norms"]))
+                if dead:
+                    raise TrainingError(f"[{spec.name}] step {step}: no finite, nonzero gradient reaches "
+                                        + ", ".join(dead))
+            done = step + 1
+            if done % c.debug.log_every == 0 or done % p.eval_every == 0 or done == p.steps:
+                _absorb(window, *pending)
+                pending = None
+                elapsed = time.time() - t_last
+                values = dict(loss=window["loss"] / max(window["weight"], 1e-9), lr=float(lr_at(step)),
+                              grad_norm=float(metrics["grad_norm"]),
+                              tokens_per_s=window["weight"] / elapsed,
+                              step_time=elapsed / window["steps"])
+                peak, _ = perf.peak_flops(c.compute_dtype)
+                values["mfu"] = compiled["reported"][0] / values["step_time"] / peak
+                if done % p.eval_every == 0 or done == p.steps:
+                    values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val))
+                log(progress(spec.name, done, p.steps, values, t_phase))
+                writer.write(spec.name, done, values)
+                window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()
+                if "val_loss" in values:
+                    val = values["val_loss"]
+                    if not math.isfinite(val):
+                        raise TrainingError(f"[{spec.name}] step {done}: validation loss is {val}")
+                    checkpoints.save(done, state, train_iter, val, config_json)
+                    if val < best:
+                        best, bad_evals = val, 0
+                    else:
+                        bad_evals += 1
+                        if bad_evals >= p.patience:
+                            log(f"[{spec.name}] early stop at step {done}: no val improvement in "
+                                f"{p.patience} evaluations (best {best:.4f})")
+                            break
+        checkpoints.wait()
+        if checkpoints.best_step() is None:
+            raise TrainingError(f"[{spec.name}] no checkpoint with a finite validation loss")
+        state = checkpoints.restore_best(ckpt_lib.abstract_like(state, shardings))
+        result = PhaseResult(state.params, checkpoints.best_val_loss(), checkpoints.best_step())
+        checkpoints.close()
+        log(f"[{spec.name}] best val loss {result.best_val_loss:.4f} at step {result.best_step}")
+        return result
+
+
+def _absorb(window: dict, step: int, metrics: dict) -> None:
+    """Add one step's loss to the logging window; a non-finite loss ends the phase here."""
+    loss, weight = float(metrics["loss"]), float(metrics["weight"])
+    if not math.isfinite(loss):
+        raise TrainingError(f"step {step}: loss is {loss}; stopping before any checkpoint records it")
+    window["loss"] += loss * weight
+    window["weight"] += weight
+    window["steps"] += 1
+
+
+def _report_compiled(name: str, compiled, c, p) -> tuple[float, float]:
+    """Print the compiled step's per-device memory and FLOPs (MaxText style); (flops, bytes)."""
+    mem = compiled.memory_analysis()
+    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+             - mem.alias_size_in_bytes)
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0))
+    peak, source = perf.peak_flops(c.compute_dtype)
+    log(f"[{name}] compiled step: {total / 2**20:,.1f} MB per device, {flops / 1e9:,.2f} GFLOP per step "
+        f"(batch {p.batch_size} = {p.accum_steps} x {p.batch_size // p.accum_steps}); "
+        f"peak {peak / 1e9:,.1f} GFLOP/s ({source})")
+    return flops, float(total)
+
+
+def write_json(path: Path, data: dict) -> None:
+    if jax.process_index() == 0:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,107 @@
+"""What differs between the training phases: data, on-device batch changes, kept state.
+
+brain (config.sft): talk pairs; PAD-denoising of decoder inputs ramped up to noise_max
+(below ~10% the decoder learns to ignore the concept prefix and the encoder gets no
+gradient); after a warm-up, memory on a memory_prob share of steps, K vectors drawn from
+a pool of recent concept vectors that every step refreshes.
+planner (config.planner_sft) and policy (config.policy_sft): labelled goals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gestalt_jax.data import examples, formats, pipeline
+from gestalt_jax.text import bytes as byte_tok
+
+
+@dataclasses.dataclass
+class PhaseSpec:
+    name: str                                   # component: brain, planner, policy
+    phase: str                                  # config section: sft, planner_sft, policy_sft
+    sources: list[tuple[list[dict], float]]     # training records with mixing weights
+    val: list[dict]
+    example_fn: Callable[[dict], dict]
+    extra: Any = None                           # initial TrainState.extra
+    prepare: Callable[[bool], Callable] | None = None   # with_memory -> prepare hook
+    absorb: Callable | None = None
+    uses_memory: Callable[[int], bool] = lambda step: False
+
+
+def noise_rate(p: ml_collections.ConfigDict, step):
+    """PAD-denoising rate at `step`: linear from 0 to noise_max over noise_ramp_frac of the steps."""
+    ramp = max(1, int(p.noise_ramp_frac * p.steps))
+    return p.noise_max * jnp.minimum(1.0, step / ramp)
+
+
+def brain_prepare(c: ml_collections.ConfigDict, with_memory: bool):
+    K = c.brain.mem_k
+
+    def prepare(state, batch, rng):
+        noise_rng, memory_rng = jax.random.split(rng)
+        dec = batch["dec_in"]
+        real = (dec != byte_tok.PAD) & (dec != byte_tok.BOS) & (dec != byte_tok.EOS)
+        hide = jax.random.bernoulli(noise_rng, noise_rate(c.sft, state.step), dec.shape) & real
+        batch = dict(batch, dec_in=jnp.where(hide, byte_tok.PAD, dec))
+        if with_memory:
+            pool_PxD, count = state.extra["pool"], state.extra["count"]
+            filled = jnp.maximum(jnp.minimum(count, pool_PxD.shape[0]), 1)
+            idx_BxK = jax.random.randint(memory_rng, (dec.shape[0], K), 0, filled)
+            batch["memory"] = pool_PxD[idx_BxK]
+        return batch
+    return prepare
+
+
+def brain_absorb(extra, aux):
+    """Write this step's concept vectors into the ring-buffer pool."""
+    concept_BxD = jax.lax.stop_gradient(aux["concept"]).astype(jnp.float32)
+    pool_PxD, count = extra["pool"], extra["count"]
+    idx = (count + jnp.arange(concept_BxD.shape[0])) % pool_PxD.shape[0]
+    return dict(pool=pool_PxD.at[idx].set(concept_BxD), count=count + concept_BxD.shape[0])
+
+
+def memory_schedule(c: ml_collections.ConfigDict, step: int) -> bool:
+    """Whether step attaches memory: a pure function of (seed, step), so resume repeats it."""
+    p = c.sft
+    if step < max(1, int(p.memory_warmup_frac * p.steps)):
+        return False
+    return bool(np.random.default_rng([c.seed, step]).random() < p.memory_prob)
+
+
+def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[int]]) -> PhaseSpec:
+    loaded = formats.load_talk(c.data.talk_files)
+    sources, val = [], []
+    for i, (pairs, weight) in enumerate(loaded):
+        train_part, val_part = pipeline.split(pairs, c.data.val_frac, c.data.split_seed + i)
+        sources.append((train_part, weight))
+        val += val_part
+    b = c.brain
+    example_fn = functools.partial(examples.talk_example, enc_len=b.enc_len, dec_len=b.dec_len,
+                                   dec_encode=dec_encode)
+    for pairs, _ in loaded:
+        examples.warn_truncated(pairs, functools.partial(examples.talk_truncated, enc_len=b.enc_len,
+                                                         dec_len=b.dec_len, dec_encode=dec_encode))
+    extra = dict(pool=jnp.zeros((c.sft.memory_pool, b.d_model), jnp.float32), count=jnp.zeros((), jnp.int32))
+    return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
+                     prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
+                     uses_memory=functools.partial(memory_schedule, c))
+
+
+def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
+    goals = examples.load_goals(c.data.goals_file)
+    train_part, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
+    if name == "planner":
+        fn, truncated, phase = examples.planner_example, examples.planner_truncated, "planner_sft"
+        max_len = c.planner.max_len
+    else:
+        fn, truncated, phase = examples.policy_example, examples.policy_truncated, "policy_sft"
+        max_len = c.policy.max_len
+    examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
+    return PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len))

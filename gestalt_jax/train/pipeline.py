@@ -1,0 +1,77 @@
+"""`gestalt train`: tokenizer → brain SFT → planner → policy → summary, in one command.
+
+Each phase writes its checkpoints under workdir/checkpoints/<phase>; `--resume` continues
+every phase where it stopped (a finished phase is skipped to its best weights).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+
+from gestalt_jax.data import formats
+from gestalt_jax.text import bpe
+from gestalt_jax.train import loop, phases
+from gestalt_jax.train.metrics import MetricsWriter, log
+
+PHASES = ("tokenizer", "brain", "planner", "policy")
+
+
+def parse_phases(spec: str) -> list[str]:
+    chosen = [p.strip() for p in spec.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PHASES]
+    if unknown or not chosen:
+        raise ValueError(f"--phases={spec!r}: unknown phase(s) {unknown}; choose from {', '.join(PHASES)}")
+    return [p for p in PHASES if p in chosen]
+
+
+def tokenizer(c: ml_collections.ConfigDict, workdir: Path, train: bool) -> bpe.BpeTokenizer:
+    """Learn the decoder's BPE from the talk corpus (or load the one beside the checkpoints)."""
+    path = workdir / bpe.FILENAME
+    if not train:
+        return bpe.load(workdir)
+    t0 = time.time()
+    texts = [text for pairs, _ in formats.load_talk(c.data.talk_files) for r in pairs
+             for text in (r["prompt"], r["response"])]
+    tok = bpe.train(texts, c.tokenizer.bpe_merges)
+    if jax.process_index() == 0:
+        tok.save(workdir)
+    log(f"[tokenizer] {tok.vocab_size} ids ({tok.vocab_size - bpe.FIRST_MERGE} merges) from "
+        f"{len(texts)} texts, {tok.compression(texts):.2f} bytes/token, {time.time() - t0:.1f}s -> {path}")
+    return tok
+
+
+def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, resume: bool) -> dict:
+    """Run the chosen phases; returns the summary also written to workdir/summary.json."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    chosen = parse_phases(phase_spec)
+    writer = MetricsWriter(workdir)
+    summary = dict(tier=c.tier, phases={})
+    started = time.time()
+    try:
+        if "brain" in chosen or "tokenizer" in chosen:
+            tok = tokenizer(c, workdir, train="tokenizer" in chosen or not (workdir / bpe.FILENAME).exists())
+        for name in ("brain", "planner", "policy"):
+            if name not in chosen:
+                continue
+            t = time.time()
+            spec = phases.brain_spec(c, tok.encode) if name == "brain" else phases.goal_spec(c, name)
+            log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "
+                f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")
+            result = loop.run_phase(c, spec, workdir, resume, writer)
+            summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_val_loss=result.best_val_loss,
+                                           best_step=result.best_step)
+    finally:
+        writer.close()
+    summary["seconds"] = round(time.time() - started, 1)
+    loop.write_json(workdir / "summary.json", summary)
+    for name, s in summary["phases"].items():
+        log(f"[summary] {name}: best val loss {s['best_val_loss']:.4f} at step {s['best_step']}, "
+            f"{s['seconds']:.0f}s")
+    log(f"[summary] done in {summary['seconds']:.0f}s; results in {workdir}")
+    return summary
+
