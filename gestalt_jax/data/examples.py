@@ -1,57 +1,160 @@
-"""Records (talk pairs, labelled goals) → numpy batches for each component.
+"""Records (talk pairs, labelled goals) → numpy examples and batches for each component.
 
-Pure functions of their inputs; the grain pipelines call them per batch.
+Per-example encoders (`talk_example`, `planner_example`, `policy_example`) return dicts of
+arrays with no batch axis; the grain pipelines map them, and the `*_batch` functions
+stack them. Every record read from a file carries `_where` = "file:line", so an error or
+a truncation warning raised long after loading still names its source.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from absl import logging
 
 from gestalt_jax.model.policy import ARG_CHANNELS, ARG_KINDS, ARGS_PER_SLOT
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels, plan_vocab
+
+WHERE = "_where"  # record key holding "file:line"
 
 
 class DataError(ValueError):
     """A record that cannot be used; the message names the file and line."""
 
 
+def where(record: dict) -> str:
+    """The "file:line" of a record read from a file, or "<record>" for one built in code."""
+    return record.get(WHERE, "<record>")
+
+
 def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
-    """Every record of a JSONL file, each checked to hold `fields`; errors name file:line."""
+    """Every record of a JSONL file, each checked to hold `fields` and tagged with `_where`."""
     records = []
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    with f:
         for line_no, raw in enumerate(f, 1):
-            where = f"{path}:{line_no}"
+            at = f"{path}:{line_no}"
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{where}: not UTF-8 ({e.reason} at byte {e.start})") from None
+                raise DataError(f"{at}: not UTF-8 ({e.reason} at byte {e.start})") from None
             if not text.strip():
                 continue
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as e:
-                raise DataError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
+                raise DataError(f"{at}: malformed JSON ({e.msg}, column {e.colno})") from None
             if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+                raise DataError(f"{at}: expected a JSON object, got {type(record).__name__}")
             for field in fields:
                 if field not in record:
-                    raise DataError(f"{where}: missing field {field!r}")
+                    raise DataError(f"{at}: missing field {field!r}")
+            record[WHERE] = at
             records.append(record)
     if not records:
         raise DataError(f"{path}: no records")
     return records
 
 
-def talk_batch(pairs: Sequence[dict], enc_len: int, dec_len: int) -> dict[str, np.ndarray]:
-    """Byte-level brain batch: enc [B, Le] left-padded; dec_in/dec_tgt/dec_w [B, Ld]."""
-    dec_in, dec_tgt, dec_w = byte_tok.decoder_pair([p["response"] for p in pairs], dec_len)
-    return dict(enc=byte_tok.encode_left([p["prompt"] for p in pairs], enc_len),
-                dec_in=dec_in, dec_tgt=dec_tgt, dec_w=dec_w)
+def stack(examples: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Per-example dicts → one dict of arrays with a leading batch axis."""
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+# ---------------------------------------------------------------- brain (talk pairs)
+
+def talk_example(pair: dict, enc_len: int, dec_len: int,
+                 dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> dict[str, np.ndarray]:
+    """enc [Le] left-padded prompt bytes (the end of an over-long prompt kept); dec_in, dec_tgt,
+    dec_w [Ld]: BOS + response tokens / tokens + EOS / 1 on real targets, right-padded and cut
+    at the end. `dec_encode` is the decoder tokenizer (bytes or BPE; PAD/BOS/EOS shared)."""
+    seq = np.full(dec_len + 1, byte_tok.PAD, np.int32)
+    ids = ([byte_tok.BOS] + list(dec_encode(pair["response"])) + [byte_tok.EOS])[: dec_len + 1]
+    seq[: len(ids)] = ids
+    dec_in, dec_tgt = seq[:-1].copy(), seq[1:].copy()
+    # The EOS lives only in the targets; an input EOS would teach nothing.
+    dec_in[dec_in == byte_tok.EOS] = byte_tok.PAD
+    return dict(enc=byte_tok.encode_left([pair["prompt"]], enc_len)[0], dec_in=dec_in,
+                dec_tgt=dec_tgt, dec_w=(dec_tgt != byte_tok.PAD).astype(np.float32))
+
+
+def talk_truncated(pair: dict, enc_len: int, dec_len: int,
+                   dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> list[str]:
+    """Which limits `talk_example` cuts this pair at (empty when it fits)."""
+    out = []
+    if len(pair["prompt"].encode("utf-8")) > enc_len:
+        out.append(f"prompt > enc_len={enc_len} bytes")
+    if len(dec_encode(pair["response"])) > dec_len - 1:  # BOS and EOS take the other two
+        out.append(f"response > dec_len-1={dec_len - 1} tokens")
+    return out
+
+
+def talk_batch(pairs: Sequence[dict], enc_len: int, dec_len: int,
+               dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> dict[str, np.ndarray]:
+    """Brain batch: enc [B, Le]; dec_in/dec_tgt/dec_w [B, Ld]."""
+    return stack([talk_example(p, enc_len, dec_len, dec_encode) for p in pairs])
+
+
+# ---------------------------------------------------------------- planner and policy (goals)
+
+def load_goals(path: str | Path) -> list[dict]:
+    """Labelled goals (datasets/goals/README.md), each checked against the label space."""
+    records = read_jsonl(path, ("goal", "intent", "actions"))
+    for r in records:
+        problem = goal_problem(r)
+        if problem:
+            raise DataError(f"{where(r)}: {problem}")
+    return records
+
+
+def goal_problem(r: dict) -> str | None:
+    """What is wrong with a labelled goal, or None."""
+    goal, intent, actions, args = r["goal"], r["intent"], r["actions"], r.get("args")
+    if not isinstance(goal, str) or not goal.strip():
+        return f"goal must be a non-empty string, got {goal!r}"
+    if intent not in labels.INTENTS:
+        return f"unknown intent {intent!r}; valid: {', '.join(labels.INTENTS)}"
+    if not isinstance(actions, list) or not actions:
+        return f"actions must be a non-empty list of tools, got {actions!r}"
+    if len(actions) > labels.NUM_SLOTS:
+        return f"{len(actions)} actions; the policy has {labels.NUM_SLOTS} slots"
+    for tool in actions:
+        if tool not in labels.TOOLS:
+            return f"unknown tool {tool!r} in actions; valid: {', '.join(labels.TOOLS)}"
+    if args is None:
+        return None
+    if not isinstance(args, list) or len(args) != len(actions):
+        got = f"{len(args)} entries" if isinstance(args, list) else repr(args)
+        return f"args must be a list of one object per action ({len(actions)}), got {got}"
+    for s, (tool, step_args) in enumerate(zip(actions, args), 1):
+        at = f"step {s} ({tool})"
+        if not isinstance(step_args, dict):
+            return f"{at}: args must be an object, got {step_args!r}"
+        for name, value in step_args.items():
+            allowed = labels.TOOL_ARGS[tool]
+            if name not in allowed:
+                return f"{at}: unknown argument {name!r}; {tool} takes {list(allowed) or 'no arguments'}"
+            if isinstance(value, str):
+                if not value or value not in goal:
+                    return f"{at} {name}: span {value!r} is not in the goal {goal!r}"
+            elif isinstance(value, dict) and set(value) == {"from", "pick"}:
+                k, n = value["from"], value["pick"]
+                if type(k) is not int or not 1 <= k < s:
+                    return f"{at} {name}: from={k!r} is not an earlier step (1..{s - 1})"
+                if type(n) is not int or not 1 <= n <= plan_vocab.NUM_PICKS:
+                    return f"{at} {name}: pick={n!r} outside 1..{plan_vocab.NUM_PICKS}"
+            else:
+                return f"{at} {name}: value must be a span of the goal or {{\"from\": k, \"pick\": n}}, " \
+                       f"got {value!r}"
+    return None
 
 
 def goal_steps(record: dict) -> list[dict]:
@@ -60,53 +163,106 @@ def goal_steps(record: dict) -> list[dict]:
     return [dict(tool=tool, args=a) for tool, a in zip(record["actions"], args)]
 
 
+def _plan_ids(record: dict) -> tuple[list[int], int]:
+    prompt = plan_vocab.encode_prompt(record["goal"])
+    try:
+        plan = plan_vocab.encode_plan(goal_steps(record))
+    except ValueError as e:
+        raise DataError(f"{where(record)}: {e}") from None
+    return prompt + plan, len(prompt)
+
+
+def planner_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
+    """inputs/targets/weights [T=max_len]: prompt + plan shifted by one, weights from plan_vocab
+    (0 on prompt and PAD, 0.1 on STEP); cut at the end when longer than max_len + 1."""
+    ids, prompt_len = _plan_ids(record)
+    ids_T1 = np.full(max_len + 1, plan_vocab.PAD, np.int32)
+    ids = ids[: max_len + 1]
+    ids_T1[: len(ids)] = ids
+    weights_T1 = plan_vocab.loss_weights(ids_T1, prompt_len)
+    return dict(inputs=ids_T1[:-1], targets=ids_T1[1:], weights=weights_T1[1:])
+
+
+def planner_truncated(record: dict, max_len: int) -> list[str]:
+    too_long = len(_plan_ids(record)[0]) > max_len + 1
+    return [f"prompt+plan > max_len+1={max_len + 1} tokens"] if too_long else []
+
+
 def planner_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
-    """ids [B, T] = prompt + plan; inputs/targets shifted by one; weights from plan_vocab."""
-    B = len(records)
-    ids_BxT1 = np.full((B, max_len + 1), plan_vocab.PAD, np.int32)
-    prompt_lens = np.zeros(B, np.int32)
-    for b, r in enumerate(records):
-        prompt = plan_vocab.encode_prompt(r["goal"])
-        ids = (prompt + plan_vocab.encode_plan(goal_steps(r)))[: max_len + 1]
-        ids_BxT1[b, : len(ids)] = ids
-        prompt_lens[b] = len(prompt)
-    weights = plan_vocab.loss_weights(ids_BxT1, prompt_lens)
-    return dict(inputs=ids_BxT1[:, :-1], targets=ids_BxT1[:, 1:], weights=weights[:, 1:])
+    """inputs/targets/weights [B, T]."""
+    return stack([planner_example(r, max_len) for r in records])
 
 
-def _span(goal: str, value: str, length: int) -> tuple[int, int] | None:
+def _span(record: dict, value: str, length: int) -> tuple[int, int] | None:
     """Inclusive byte positions of `value` inside the left-padded goal, or None if cut off."""
+    goal = record["goal"]
     i = goal.find(value)
     if i < 0:
-        raise DataError(f"argument {value!r} is not a span of the goal {goal!r}")
-    n = len(goal.encode())
-    start = len(goal[:i].encode()) + length - n
+        raise DataError(f"{where(record)}: argument {value!r} is not a span of the goal {goal!r}")
+    start = len(goal[:i].encode()) + length - len(goal.encode())
     end = start + len(value.encode()) - 1
     return (start, end) if start >= 0 else None
 
 
-def policy_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
-    """ids [B, L] and labels: intent [B]; actions [B, S]; per arg channel [B, C]: kind,
-    span start/end, from_step, pick (0 where the kind does not use them)."""
-    B, S, C = len(records), labels.NUM_SLOTS, ARG_CHANNELS
-    out = dict(ids=byte_tok.encode_left([r["goal"] for r in records], max_len),
-               intent=np.zeros(B, np.int32), actions=np.zeros((B, S), np.int32))
+def policy_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
+    """ids [L] left-padded goal bytes; intent []; actions [S]; per arg channel [C]: arg_kind,
+    span_start/end, from_step, pick (0 where the kind does not use them); example_w [] = 1
+    (eval padding sets it to 0). A span cut off by truncation becomes kind "none"."""
+    S, C = labels.NUM_SLOTS, ARG_CHANNELS
+    out = dict(ids=byte_tok.encode_left([record["goal"]], max_len)[0], example_w=np.float32(1.0),
+               intent=np.int32(0), actions=np.zeros(S, np.int32))
     for k in ("arg_kind", "span_start", "span_end", "from_step", "pick"):
-        out[k] = np.zeros((B, C), np.int32)
+        out[k] = np.zeros(C, np.int32)
     kind = {k: i for i, k in enumerate(ARG_KINDS)}
-    for b, r in enumerate(records):
-        out["intent"][b] = labels.index(labels.INTENTS, r["intent"])
-        for s, step in enumerate(goal_steps(r)[:S]):
-            out["actions"][b, s] = labels.index(labels.ACTIONS, step["tool"])
+    steps = goal_steps(record)
+    if len(steps) > S:
+        raise DataError(f"{where(record)}: {len(steps)} actions, the policy has {S} slots")
+    try:
+        out["intent"] = np.int32(labels.index(labels.INTENTS, record["intent"]))
+        for s, step in enumerate(steps):
+            out["actions"][s] = labels.index(labels.ACTIONS, step["tool"])
             for j, name in enumerate(labels.TOOL_ARGS[step["tool"]]):
                 value, ch = step["args"].get(name), s * ARGS_PER_SLOT + j
                 if isinstance(value, str):
-                    span = _span(r["goal"], value, max_len)
+                    span = _span(record, value, max_len)
                     if span is not None:
-                        out["arg_kind"][b, ch] = kind["span"]
-                        out["span_start"][b, ch], out["span_end"][b, ch] = span
+                        out["arg_kind"][ch] = kind["span"]
+                        out["span_start"][ch], out["span_end"][ch] = span
                 elif isinstance(value, dict):
-                    out["arg_kind"][b, ch] = kind["from"]
-                    out["from_step"][b, ch] = value["from"] - 1
-                    out["pick"][b, ch] = value["pick"] - 1
+                    out["arg_kind"][ch] = kind["from"]
+                    out["from_step"][ch] = value["from"] - 1
+                    out["pick"][ch] = value["pick"] - 1
+    except DataError:
+        raise
+    except (ValueError, KeyError) as e:  # labels.index names the label and the valid ones
+        raise DataError(f"{where(record)}: {e}") from None
     return out
+
+
+def policy_truncated(record: dict, max_len: int) -> list[str]:
+    return [f"goal > max_len={max_len} bytes"] if len(record["goal"].encode("utf-8")) > max_len else []
+
+
+def policy_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
+    """ids [B, L]; intent [B]; actions [B, S]; arg channels [B, C]; example_w [B]."""
+    return stack([policy_example(r, max_len) for r in records])
+
+
+def warn_truncated(records: Sequence[dict], truncated: Callable[[dict], list[str]]) -> dict[str, int]:
+    """One absl warning per file with truncated examples (count and limits); {file: count}.
+
+    `truncated` is e.g. `functools.partial(talk_truncated, enc_len=64, dec_len=128)`.
+    """
+    counts, limits, totals = collections.Counter(), collections.defaultdict(collections.Counter), \
+        collections.Counter()
+    for r in records:
+        file = where(r).rpartition(":")[0] or where(r)
+        totals[file] += 1
+        cut = truncated(r)
+        if cut:
+            counts[file] += 1
+            limits[file].update(cut)
+    for file, n in counts.items():
+        detail = "; ".join(f"{limit}: {k}" for limit, k in sorted(limits[file].items()))
+        logging.warning("%s: %d of %d examples truncated (%s)", file, n, totals[file], detail)
+    return dict(counts)
