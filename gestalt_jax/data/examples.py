@@ -253,8 +253,8 @@ def warn_truncated(records: Sequence[dict], truncated: Callable[[dict], list[str
 
     `truncated` is e.g. `functools.partial(talk_truncated, enc_len=64, dec_len=128)`.
     """
-    counts, limits, totals = collections.Counter(), collections.defaultdict(collections.Counter), \
-        collections.Counter()
+    totals, counts = collections.Counter(), collections.Counter()
+    limits = collections.defaultdict(collections.Counter)
     for r in records:
         file = where(r).rpartition(":")[0] or where(r)
         totals[file] += 1

@@ -1,0 +1,291 @@
+"""Data layer: talk import formats, goal validation, grain pipelines, eval padding, mask checks."""
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gestalt_jax.data import examples as ex
+from gestalt_jax.data import formats, masks, pipeline
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text import labels
+
+DATASETS = Path(__file__).parent.parent / "datasets"
+TALK = DATASETS / "talk" / "train.jsonl"
+GOALS = DATASETS / "goals" / "train.jsonl"
+
+
+def write(tmp_path, name, lines):
+    """A JSONL file of `lines`: objects are dumped, str and bytes written as they are."""
+    raw = lambda x: x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode()
+    path = tmp_path / name
+    path.write_bytes(b"".join(raw(x) + b"\n" for x in lines))
+    return path
+
+
+def pairs_of(records):
+    return [(r["prompt"], r["response"]) for r in records]
+
+
+# ---------------------------------------------------------------- import formats
+
+def test_prompt_response_with_extra_fields(tmp_path):
+    path = write(tmp_path, "p.jsonl", [{"prompt": "hi", "response": "Hello.", "category": "greeting"},
+                                        "", {"prompt": "bye", "response": "Bye."}])
+    pairs = formats.load_talk_file(path)
+    assert pairs_of(pairs) == [("hi", "Hello."), ("bye", "Bye.")]
+    assert pairs[1]["_where"] == f"{path}:3"
+
+
+def test_chat_with_system_turns_and_two_assistant_turns(tmp_path):
+    chat = {"messages": [{"role": "system", "content": "Be terse."},
+                         {"role": "user", "content": "What is 2+2?"},
+                         {"role": "assistant", "content": "4."},
+                         {"role": "system", "content": "Now be kind."},
+                         {"role": "user", "content": "Thanks!"},
+                         {"role": "assistant", "content": "Any time."},
+                         {"role": "assistant", "content": "Follow-up without a user turn."}]}
+    pairs = formats.load_talk_file(write(tmp_path, "c.jsonl", [chat]))
+    assert pairs_of(pairs) == [("What is 2+2?", "4."), ("Thanks!", "Any time.")]
+
+
+def test_alpaca_with_and_without_input(tmp_path):
+    path = write(tmp_path, "a.jsonl", [{"instruction": "Translate to French.", "input": "cat",
+                                         "output": "chat"},
+                                        {"instruction": "Name a colour.", "input": "", "output": "Teal."},
+                                        {"instruction": "Say hi.", "output": "Hi."}])
+    assert pairs_of(formats.load_talk_file(path)) == [
+        ("Translate to French.\ncat", "chat"), ("Name a colour.", "Teal."), ("Say hi.", "Hi.")]
+
+
+def test_load_talk_weights(tmp_path):
+    a = write(tmp_path, "a.jsonl", [{"prompt": "a", "response": "A"}])
+    b = write(tmp_path, "b.jsonl", [{"instruction": "b", "output": "B"}])
+    (pa, wa), (pb, wb) = formats.load_talk(f"{a}:3,{b}")
+    assert (pairs_of(pa), wa, pairs_of(pb), wb) == ([("a", "A")], 3.0, [("b", "B")], 1.0)
+
+
+@pytest.mark.parametrize("lines, line, message", [
+    ([{"prompt": "a", "response": "b"}, '{"prompt": "a", "response": '], 2, "malformed JSON"),
+    ([{"prompt": "a", "response": "b"}, "[1, 2]"], 2, "expected a JSON object, got list"),
+    ([{"question": "a", "answer": "b"}], 1, 'recognised: {"prompt", "response"} | {"messages"'),
+    ([{"prompt": "a", "response": "b"}, {"prompt": "a"}], 2, "missing response"),
+    ([{"prompt": "  ", "response": "b"}], 1, "empty prompt"),
+    ([{"prompt": "a", "response": 3}], 1, "response ('response') must be a string, got int"),
+    ([{"messages": [{"role": "user", "content": ["part"]}, {"role": "assistant", "content": "x"}]}], 1,
+     "messages[0] user content (prompt) ('content') must be a string, got list"),
+    ([{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}], 1,
+     "no assistant turn follows a user turn"),
+    ([{"instruction": "i", "input": "", "output": ""}], 1, "empty output"),
+    ([{"prompt": "a", "response": "b"}, b'{"prompt": "\xff", "response": "b"}'], 2, "not UTF-8"),
+    ([{"prompt": "a", "response": "b"}, {"instruction": "i", "output": "o"}], 2, "made this a pairs file"),
+])
+def test_talk_errors_name_file_and_line(tmp_path, lines, line, message):
+    path = write(tmp_path, "bad.jsonl", lines)
+    with pytest.raises(ex.DataError) as e:
+        formats.load_talk_file(path)
+    assert f"{path}:{line}:" in str(e.value) and message in str(e.value), str(e.value)
+
+
+# ---------------------------------------------------------------- goals
+
+GOAL = {"goal": "find parse_config and open it", "intent": "COMPOSITE", "actions": ["SEARCH", "READ_FILE"],
+        "args": [{"pattern": "parse_config"}, {"path": {"from": 1, "pick": 1}}]}
+
+
+def test_builtin_goals_validate():
+    assert len(ex.load_goals(GOALS)) == 361
+    assert len(ex.load_goals(DATASETS / "goals" / "held_out.jsonl")) == 133
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(intent="CHAT"), "unknown intent 'CHAT'"),
+    (dict(actions=["SEARCH", "GREP"]), "unknown tool 'GREP'"),
+    (dict(args=[{"pattern": "parse_config"}]), "one object per action (2), got 1 entries"),
+    (dict(args=[{"path": "parse_config"}, {}]), "step 1 (SEARCH): unknown argument 'path'"),
+    (dict(args=[{"pattern": "load_config"}, {}]), "span 'load_config' is not in the goal"),
+    (dict(args=[{"pattern": "parse_config"}, {"path": {"from": 2, "pick": 1}}]),
+     "from=2 is not an earlier step"),
+    (dict(actions=["TALK"] * (labels.NUM_SLOTS + 1), args=None), f"the policy has {labels.NUM_SLOTS} slots"),
+])
+def test_goal_errors_name_file_and_line(tmp_path, change, message):
+    bad = {k: v for k, v in (GOAL | change).items() if v is not None}
+    path = write(tmp_path, "goals.jsonl", [GOAL, bad])
+    with pytest.raises(ex.DataError) as e:
+        ex.load_goals(path)
+    assert f"{path}:2:" in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_unvalidated_span_fails_at_encoding_with_file_and_line(tmp_path):
+    path = write(tmp_path, "goals.jsonl", [GOAL | dict(args=[{"pattern": "nowhere"}, {}])])
+    record = ex.read_jsonl(path, ("goal",))[0]
+    with pytest.raises(ex.DataError, match=f"{path}:1: argument 'nowhere' is not a span"):
+        ex.policy_example(record, 64)
+
+
+# ---------------------------------------------------------------- encoders and truncation
+
+def test_talk_example_padding_truncation_and_decoder_tokenizer():
+    e = ex.talk_example({"prompt": "abcdef", "response": "xyz"}, enc_len=4, dec_len=6)
+    assert byte_tok.decode(e["enc"]) == "cdef"  # the end of an over-long prompt is kept
+    assert e["dec_in"].tolist() == [byte_tok.BOS, *b"xyz", byte_tok.PAD, byte_tok.PAD]
+    assert e["dec_tgt"].tolist() == [*b"xyz", byte_tok.EOS, byte_tok.PAD, byte_tok.PAD]
+    assert e["dec_w"].tolist() == [1, 1, 1, 1, 0, 0]
+    merges = lambda s: [300 + len(w) for w in s.split()]  # a stand-in BPE: one id per word
+    e = ex.talk_example({"prompt": "p", "response": "a bb ccc dddd"}, enc_len=4, dec_len=3, dec_encode=merges)
+    assert e["dec_in"].tolist() == [byte_tok.BOS, 301, 302] and e["dec_tgt"].tolist() == [301, 302, 303]
+    batch = ex.talk_batch([{"prompt": "p", "response": "hello"}, {"prompt": "q", "response": ""}], 4, 8)
+    want = byte_tok.decoder_pair(["hello", ""], 8)
+    assert all(np.array_equal(batch[k], w) for k, w in zip(("dec_in", "dec_tgt", "dec_w"), want))
+
+
+def test_truncation_warning_once_per_file_with_count_and_limit(tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(ex.logging, "warning", lambda fmt, *a: warnings.append(fmt % a))
+    a = write(tmp_path, "a.jsonl", [{"prompt": "x" * 10, "response": "ok"},
+                                     {"prompt": "hi", "response": "y" * 9},
+                                     {"prompt": "hi", "response": "ok"}])
+    b = write(tmp_path, "b.jsonl", [{"prompt": "hi", "response": "ok"}])
+    records = [p for pairs, _ in formats.load_talk(f"{a},{b}") for p in pairs]
+    counts = ex.warn_truncated(records, functools.partial(ex.talk_truncated, enc_len=8, dec_len=8))
+    assert counts == {str(a): 2}
+    assert warnings == [f"{a}: 2 of 3 examples truncated (prompt > enc_len=8 bytes: 1; "
+                        "response > dec_len-1=7 tokens: 1)"]
+    goals = ex.load_goals(GOALS)
+    assert ex.warn_truncated(goals, functools.partial(ex.policy_truncated, max_len=1000)) == {}
+
+
+# ---------------------------------------------------------------- pipelines
+
+def ids_of(batches, key="i"):
+    return [int(i) for b in batches for i in b[key]]
+
+
+def numbered(n, **extra):
+    return [dict(i=i, **extra) for i in range(n)]
+
+
+def as_arrays(r):
+    return {k: np.int32(v) for k, v in r.items()}
+
+
+def test_weighted_mixing_draws_in_proportion():
+    sources = [(numbered(50, src=0), 3.0), (numbered(70, src=1), 1.0)]
+    it = pipeline.train_iterator(sources, as_arrays, batch_size=40, seed=0)
+    srcs = ids_of([next(it) for _ in range(100)], "src")
+    assert len(srcs) == 4000 and abs(srcs.count(0) / 4000 - 0.75) < 0.03
+
+
+def test_endless_with_a_new_order_every_epoch():
+    it = pipeline.train_iterator([(numbered(40), 1.0)], as_arrays, batch_size=8, seed=3)
+    seen = ids_of([next(it) for _ in range(15)])
+    epochs = [seen[:40], seen[40:80], seen[80:]]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(40)) and epochs[0] != epochs[1]
+    assert epochs[0] != list(range(40))
+
+
+def test_process_shards_are_disjoint_cover_the_data_and_match_one_process():
+    records = numbered(40)
+    iterators = [pipeline.train_iterator([(records, 1.0)], as_arrays, 8, seed=1, process_index=p,
+                                         process_count=2) for p in range(2)]
+    shards = [ids_of([next(it) for _ in range(5)]) for it in iterators]
+    assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == list(range(40))
+    single = pipeline.train_iterator([(records, 1.0)], as_arrays, 8, seed=1)
+    for step in range(5):
+        assert sorted(next(single)["i"].tolist()) == sorted(shards[0][4 * step: 4 * step + 4]
+                                                           + shards[1][4 * step: 4 * step + 4])
+
+
+def test_batch_size_must_divide_by_process_count():
+    with pytest.raises(ValueError, match="global batch size 10 is not divisible by the process count 4"):
+        pipeline.train_iterator([(numbered(8), 1.0)], as_arrays, 10, seed=0, process_count=4)
+
+
+def test_restored_iterator_yields_identical_batches():
+    goals = ex.load_goals(GOALS)
+    make = lambda: pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)],
+                                           functools.partial(ex.planner_example, max_len=96), 6, seed=7)
+    it = make()
+    for _ in range(9):
+        next(it)
+    state = json.loads(json.dumps(it.get_state()))
+    expected = [next(it) for _ in range(4)]
+    restored = make()
+    restored.set_state(state)
+    for want, got in zip(expected, (next(restored) for _ in range(4))):
+        assert want.keys() == got.keys() and all(np.array_equal(want[k], got[k]) for k in want)
+
+
+def test_split_is_seeded_and_keeps_a_val_record():
+    records = numbered(50)
+    train, val = pipeline.split(records, 0.1, seed=4)
+    assert (train, val) == pipeline.split(records, 0.1, seed=4)
+    assert val != pipeline.split(records, 0.1, seed=5)[1]
+    assert len(val) == 5 and sorted(r["i"] for r in train + val) == list(range(50))
+    assert len(pipeline.split(numbered(3), 0.01, seed=0)[1]) == 1
+
+
+def test_eval_batches_count_every_record_once():
+    goals = ex.load_goals(GOALS)
+    batches = pipeline.eval_batches(goals, functools.partial(ex.policy_example, max_len=128), 16)
+    assert len(batches) == -(-len(goals) // 16) and all(len(b["ids"]) == 16 for b in batches)
+    assert sum(b["example_w"].sum() for b in batches) == len(goals)
+    weights = pipeline.eval_batches(goals, functools.partial(ex.planner_example, max_len=192), 16)
+    whole = ex.planner_batch(goals, 192)["weights"].sum()
+    assert np.isclose(sum(b["weights"].sum() for b in weights), whole)
+    rows = [pipeline.eval_batches(numbered(10), as_arrays, 4, process_index=p, process_count=2)
+            for p in range(2)]
+    global_order = [int(i) for b0, b1 in zip(*rows) for i in (*b0["i"], *b1["i"])]
+    assert global_order == list(range(10)) + [0, 1]  # the global batches, in file order, padded
+
+
+# ---------------------------------------------------------------- mask validators
+
+@pytest.fixture(scope="module")
+def real_batches():
+    talk, goals = formats.load_talk_file(TALK), ex.load_goals(GOALS)
+    fns = dict(brain=functools.partial(ex.talk_example, enc_len=64, dec_len=128),
+               planner=functools.partial(ex.planner_example, max_len=192),
+               policy=functools.partial(ex.policy_example, max_len=128))
+    data = dict(brain=talk, planner=goals, policy=goals)
+    return {k: [next(it) for _ in range(3)] for k, it in
+            ((k, pipeline.train_iterator([(data[k], 1.0)], fns[k], 16, seed=0)) for k in fns)}
+
+
+@pytest.mark.parametrize("kind", masks.KINDS)
+def test_masks_pass_on_real_batches(real_batches, kind):
+    for batch in real_batches[kind]:
+        stats = masks.validate(kind, batch)
+        assert 0 < stats["trained_share"] <= 1
+    assert masks.summary(kind, stats).startswith(f"{kind} masks ok: trained_share=")
+
+
+def corrupt(batch, key, index, value):
+    batch = {k: v.copy() for k, v in batch.items()}
+    batch[key][index] = value
+    return batch
+
+
+def test_trained_pad_target_is_named_by_row(real_batches):
+    batch = real_batches["brain"][0]
+    pad = int(np.flatnonzero(batch["dec_tgt"][2] == byte_tok.PAD)[0])
+    bad = corrupt(batch, "dec_w", (2, pad), 1.0)
+    with pytest.raises(ex.DataError, match=r"'no trained PAD target' failed at batch row 2"):
+        masks.validate("brain", bad)
+
+
+def test_trained_prompt_position_is_named_by_row(real_batches):
+    bad = corrupt(real_batches["planner"][0], "weights", (5, 3), 1.0)
+    with pytest.raises(ex.DataError, match=r"'no trained prompt position' failed at batch row 5"):
+        masks.validate("planner", bad)
+
+
+def test_policy_label_out_of_range_is_named(real_batches):
+    bad = corrupt(real_batches["policy"][0], "intent", 4, len(labels.INTENTS))
+    found = r"'intent within its class range' failed at batch row 4.*intent = 16 outside \[0, 16\)"
+    with pytest.raises(ex.DataError, match=found):
+        masks.validate("policy", bad)
+    with pytest.raises(ex.DataError, match="trained share"):
+        masks.validate("policy", dict(real_batches["policy"][0], example_w=np.zeros(16, np.float32)))
