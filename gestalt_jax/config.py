@@ -121,6 +121,7 @@ def base() -> ml_collections.ConfigDict:
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
+        stop_after_steps=0,       # 0: run on; N: stop each phase after N steps as if interrupted
     ))
 
     c.check = ml_collections.ConfigDict(dict(
@@ -232,6 +233,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
+    need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")
     need(c.check.batch_size >= 1, "check.batch_size", "must be >= 1")
     need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
     for axis in MESH_AXES:

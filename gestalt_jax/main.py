@@ -22,6 +22,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs
 _PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
                               "train: comma-separated subset of tokenizer,brain,planner,policy.")
 _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", None, "Multi-process: host:port of process 0; with --num_processes and --process_id.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this process's index.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Multi-process with the cluster detected by JAX (SLURM, TPU pods, ...).")
 
 
 def _check(c, workdir: str) -> int:
@@ -53,6 +59,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value
     import jax
+    if _COORDINATOR.value or _DISTRIBUTED.value:  # before anything touches the devices
+        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         config_lib.validate(c, num_devices=jax.device_count())
     except config_lib.ConfigError as e:

@@ -44,13 +44,20 @@ class PhaseCheckpoints:
         self.directory = os.path.abspath(directory)
         # Async: save() returns once arrays are copied off the device; the files are written
         # in a background thread while training continues.
-        self._latest = ocp.CheckpointManager(
-            os.path.join(self.directory, LATEST),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True))
-        self._best = ocp.CheckpointManager(
-            os.path.join(self.directory, BEST),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=True))
+        self._latest = self._manager(LATEST, keep)
+        self._best = self._manager(BEST, 1)
         self._best_val_loss = self._read_best_val_loss()
+
+    def _manager(self, kind: str, keep: int) -> ocp.CheckpointManager:
+        # Multi-process saves synchronise on barriers named by step: two managers saving the
+        # same step (latest and best) need distinct names or the second finds the first's
+        # barrier "already ongoing".
+        prefix = f"{os.path.basename(self.directory)}_{kind}"
+        return ocp.CheckpointManager(
+            os.path.join(self.directory, kind),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, enable_async_checkpointing=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)))
 
     def latest_step(self) -> int | None:
         return self._latest.latest_step()

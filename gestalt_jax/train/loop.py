@@ -31,9 +31,10 @@ from gestalt_jax.train.phases import PhaseSpec
 
 @dataclasses.dataclass
 class PhaseResult:
-    params: Any
+    params: Any                 # best parameters; None when the phase was stopped early
     best_val_loss: float
-    best_step: int
+    best_step: int | None
+    finished: bool = True
 
 
 class TrainingError(RuntimeError):
@@ -102,102 +103,132 @@ def _dead_leaves(leaf_norms) -> list[str]:
 
 def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resume: bool,
               writer: MetricsWriter) -> PhaseResult:
-    """Train one phase to the end (or early stop); returns the best parameters."""
+    """Train one phase to the end, an early stop or `debug.stop_after_steps`; returns the best
+    parameters (or, when stopped, None: the latest checkpoint holds the state to resume)."""
     p = c[spec.phase]
     mesh = mesh_lib.make_mesh(c)
     pid, nproc = jax.process_index(), jax.process_count()
     model, loss_fn = losses.component(c, spec.name, train=True)
     _, eval_loss_fn = losses.component(c, spec.name, train=False)
     optimizer = optim.make_optimizer(p)
-    lr_at = optim.schedule(p, p.lr)
     val_batches = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size, pid, nproc)
-    stats = masks.validate(spec.name, val_batches[0])
-    log(masks.summary(spec.name, stats))
+    log(masks.summary(spec.name, masks.validate(spec.name, val_batches[0])))
     train_iter = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed, pid, nproc)
 
     with mesh_lib.activate(mesh):
         state, shardings = create_state(c, spec, model, optimizer, val_batches[0], mesh)
         checkpoints = ckpt_lib.PhaseCheckpoints(workdir / "checkpoints" / spec.phase, p.keep_checkpoints)
-        start = 0
-        if resume:
-            restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings), train_iter)
-            if restored is not None:
-                state, start = restored
-                log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
-        if start >= p.steps:
-            log(f"[{spec.name}] already trained ({start}/{p.steps} steps)")
+        try:
+            start = 0
+            if resume:
+                restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings), train_iter)
+                if restored is not None:
+                    state, start = restored
+                    log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
+            steps = CompiledSteps(c, spec, loss_fn, optimizer, shardings)
+            eval_fn = jax.jit(step_lib.make_eval_step(eval_loss_fn))
+            state, stopped = _train(c, spec, state, start, train_iter, steps, eval_fn, val_batches, mesh,
+                                    checkpoints, writer)
+            if stopped:
+                return PhaseResult(None, checkpoints.best_val_loss(), checkpoints.best_step(), finished=False)
+            checkpoints.wait()
+            if checkpoints.best_step() is None:
+                raise TrainingError(f"[{spec.name}] no checkpoint with a finite validation loss")
+            state = checkpoints.restore_best(ckpt_lib.abstract_like(state, shardings))
+            result = PhaseResult(state.params, checkpoints.best_val_loss(), checkpoints.best_step())
+            log(f"[{spec.name}] best val loss {result.best_val_loss:.4f} at step {result.best_step}")
+            return result
+        finally:  # a crash must not lose a save still in flight
+            checkpoints.wait()
+            checkpoints.close()
 
-        compiled = {}
 
-        def step_fn(with_memory: bool, check: bool, batch):
-            key = (with_memory, check)
-            if key not in compiled:
-                fn = step_lib.make_train_step(loss_fn, optimizer, p.accum_steps,
-                                              spec.prepare(with_memory) if spec.prepare else None,
-                                              spec.absorb, leaf_norms=check)
-                jitted = jax.jit(fn, in_shardings=(shardings, None), out_shardings=(shardings, None),
-                                 donate_argnums=0)
-                compiled[key] = jitted.lower(state, batch).compile()
-                if not compiled.get("reported"):
-                    compiled["reported"] = _report_compiled(spec.name, compiled[key], c, p)
-            return compiled[key]
+class CompiledSteps:
+    """Compiled train steps, one per (memory attached, gradient check) variant, compiled on first use."""
 
-        eval_fn = jax.jit(step_lib.make_eval_step(eval_loss_fn))
-        best = checkpoints.best_val_loss()
-        best_step = checkpoints.best_step()
-        bad_evals = 0 if best_step is None else max(0, (start - best_step) // p.eval_every)
-        config_json = c.to_json()
-        t_phase, t_last, pending = time.time(), time.time(), None
-        window = dict(loss=0.0, weight=0.0, steps=0)
-        for step in range(start, p.steps):
-            batch = global_batch(next(train_iter), mesh)
-            check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
-            state, metrics = step_fn(spec.uses_memory(step), check, batch)(state, batch)
-            if pending is not None:
-                _absorb(window, *pending)
-            pending = (step, metrics)
-            if check:
-                dead = _dead_leaves(jax.device_get(metrics["leaf_norms"]))
-                if dead:
-                    raise TrainingError(f"[{spec.name}] step {step}: no finite, nonzero gradient reaches "
-                                        + ", ".join(dead))
-            done = step + 1
-            if done % c.debug.log_every == 0 or done % p.eval_every == 0 or done == p.steps:
-                _absorb(window, *pending)
-                pending = None
-                elapsed = time.time() - t_last
-                values = dict(loss=window["loss"] / max(window["weight"], 1e-9), lr=float(lr_at(step)),
-                              grad_norm=float(metrics["grad_norm"]),
-                              tokens_per_s=window["weight"] / elapsed,
-                              step_time=elapsed / window["steps"])
-                peak, _ = perf.peak_flops(c.compute_dtype)
-                values["mfu"] = compiled["reported"][0] / values["step_time"] / peak
-                if done % p.eval_every == 0 or done == p.steps:
-                    values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val))
-                log(progress(spec.name, done, p.steps, values, t_phase))
-                writer.write(spec.name, done, values)
-                window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()
-                if "val_loss" in values:
-                    val = values["val_loss"]
-                    if not math.isfinite(val):
-                        raise TrainingError(f"[{spec.name}] step {done}: validation loss is {val}")
-                    checkpoints.save(done, state, train_iter, val, config_json)
-                    if val < best:
-                        best, bad_evals = val, 0
-                    else:
-                        bad_evals += 1
-                        if bad_evals >= p.patience:
-                            log(f"[{spec.name}] early stop at step {done}: no val improvement in "
-                                f"{p.patience} evaluations (best {best:.4f})")
-                            break
-        checkpoints.wait()
-        if checkpoints.best_step() is None:
-            raise TrainingError(f"[{spec.name}] no checkpoint with a finite validation loss")
-        state = checkpoints.restore_best(ckpt_lib.abstract_like(state, shardings))
-        result = PhaseResult(state.params, checkpoints.best_val_loss(), checkpoints.best_step())
-        checkpoints.close()
-        log(f"[{spec.name}] best val loss {result.best_val_loss:.4f} at step {result.best_step}")
-        return result
+    def __init__(self, c, spec: PhaseSpec, loss_fn, optimizer, shardings):
+        self.c, self.spec, self.loss_fn, self.optimizer, self.shardings = c, spec, loss_fn, optimizer, shardings
+        self.p = c[spec.phase]
+        self.compiled = {}
+        self.flops = 0.0
+
+    def __call__(self, state, batch, with_memory: bool, check: bool):
+        key = (with_memory, check)
+        if key not in self.compiled:
+            spec, p = self.spec, self.p
+            fn = step_lib.make_train_step(self.loss_fn, self.optimizer, p.accum_steps,
+                                          spec.prepare(with_memory) if spec.prepare else None,
+                                          spec.absorb, leaf_norms=check)
+            jitted = jax.jit(fn, in_shardings=(self.shardings, None), out_shardings=(self.shardings, None),
+                             donate_argnums=0)
+            self.compiled[key] = jitted.lower(state, batch).compile()
+            if not self.flops:
+                self.flops = _report_compiled(spec.name, self.compiled[key], self.c, p)
+        return self.compiled[key](state, batch)
+
+
+def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSteps, eval_fn, val_batches, mesh,
+           checkpoints: ckpt_lib.PhaseCheckpoints, writer: MetricsWriter):
+    """The step loop; returns (state, stopped by debug.stop_after_steps)."""
+    p = c[spec.phase]
+    lr_at = optim.schedule(p, p.lr)
+    best, best_step = checkpoints.best_val_loss(), checkpoints.best_step()
+    bad_evals = 0 if best_step is None else max(0, (start - best_step) // p.eval_every)
+    if start >= p.steps or bad_evals >= p.patience:
+        log(f"[{spec.name}] already finished at step {start}")
+        return state, False
+    peak, _ = perf.peak_flops(c.compute_dtype)
+    config_json = c.to_json()
+    t_phase, t_last, pending = time.time(), time.time(), None
+    window = dict(loss=0.0, weight=0.0, steps=0)
+    for step in range(start, p.steps):
+        batch = global_batch(next(train_iter), mesh)
+        check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
+        state, metrics = steps(state, batch, spec.uses_memory(step), check)
+        if pending is not None:  # step n+1 is dispatched; now pull step n's loss to the host
+            _absorb(window, *pending)
+        pending = (step, metrics)
+        if check:
+            dead = _dead_leaves(jax.device_get(metrics["leaf_norms"]))
+            if dead:
+                raise TrainingError(f"[{spec.name}] step {step}: no finite, nonzero gradient reaches "
+                                    + ", ".join(dead))
+        done = step + 1
+        is_eval = done % p.eval_every == 0 or done == p.steps
+        stop = bool(c.debug.stop_after_steps) and done - start >= c.debug.stop_after_steps
+        if done % c.debug.log_every and not is_eval and not stop:
+            continue
+        _absorb(window, *pending)
+        pending = None
+        elapsed = time.time() - t_last
+        values = dict(loss=window["loss"] / max(window["weight"], 1e-9), lr=float(lr_at(step)),
+                      grad_norm=float(metrics["grad_norm"]), tokens_per_s=window["weight"] / elapsed,
+                      step_time=elapsed / window["steps"])
+        values["mfu"] = steps.flops / values["step_time"] / peak
+        if is_eval:
+            values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val))
+        log(progress(spec.name, done, p.steps, values, t_phase))
+        writer.write(spec.name, done, values)
+        window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()
+        val = values.get("val_loss")
+        if is_eval and not math.isfinite(val):
+            raise TrainingError(f"[{spec.name}] step {done}: validation loss is {val}")
+        if is_eval or stop:
+            checkpoints.save(done, state, train_iter, val, config_json)
+        if stop:
+            log(f"[{spec.name}] stopped at step {done} (config.debug.stop_after_steps); --resume continues")
+            return state, True
+        if not is_eval:
+            continue
+        if val < best:
+            best, bad_evals = val, 0
+        else:
+            bad_evals += 1
+            if bad_evals >= p.patience:
+                log(f"[{spec.name}] early stop at step {done}: no val improvement in {p.patience} "
+                    f"evaluations (best {best:.4f})")
+                break
+    return state, False
 
 
 def _absorb(window: dict, step: int, metrics: dict) -> None:
@@ -210,8 +241,8 @@ def _absorb(window: dict, step: int, metrics: dict) -> None:
     window["steps"] += 1
 
 
-def _report_compiled(name: str, compiled, c, p) -> tuple[float, float]:
-    """Print the compiled step's per-device memory and FLOPs (MaxText style); (flops, bytes)."""
+def _report_compiled(name: str, compiled, c, p) -> float:
+    """Print the compiled step's per-device memory and FLOPs (MaxText style); returns the FLOPs."""
     mem = compiled.memory_analysis()
     total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
              - mem.alias_size_in_bytes)
@@ -222,7 +253,7 @@ def _report_compiled(name: str, compiled, c, p) -> tuple[float, float]:
     log(f"[{name}] compiled step: {total / 2**20:,.1f} MB per device, {flops / 1e9:,.2f} GFLOP per step "
         f"(batch {p.batch_size} = {p.accum_steps} x {p.batch_size // p.accum_steps}); "
         f"peak {peak / 1e9:,.1f} GFLOP/s ({source})")
-    return flops, float(total)
+    return flops
 
 
 def write_json(path: Path, data: dict) -> None:

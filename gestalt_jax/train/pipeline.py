@@ -64,14 +64,17 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
                 f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")
             result = loop.run_phase(c, spec, workdir, resume, writer)
             summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_val_loss=result.best_val_loss,
-                                           best_step=result.best_step)
+                                           best_step=result.best_step, finished=result.finished)
+            if not result.finished:
+                break
     finally:
         writer.close()
     summary["seconds"] = round(time.time() - started, 1)
     loop.write_json(workdir / "summary.json", summary)
     for name, s in summary["phases"].items():
+        state = "" if s["finished"] else " (stopped; --resume continues)"
         log(f"[summary] {name}: best val loss {s['best_val_loss']:.4f} at step {s['best_step']}, "
-            f"{s['seconds']:.0f}s")
+            f"{s['seconds']:.0f}s{state}")
     log(f"[summary] done in {summary['seconds']:.0f}s; results in {workdir}")
     return summary
 

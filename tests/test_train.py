@@ -1,0 +1,187 @@
+"""The training engine: accumulation, exact resume, failure handling, meshes, multi-process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.data import examples
+from gestalt_jax.train import loop, losses, optim, pipeline
+from gestalt_jax.train import step as step_lib
+from gestalt_jax.train.phases import memory_schedule
+
+REPO = str(config_lib.REPO_ROOT)
+
+
+def _tiny(steps=8, eval_every=4):
+    c = config_lib.load_tier("test")
+    c.sft.update(steps=steps, eval_every=eval_every)
+    c.debug.log_every = 100
+    return c
+
+
+def test_accumulating_4x2_equals_one_batch_of_8():
+    c = _tiny()
+    model, loss_fn = losses.component(c, "brain", train=False)  # no dropout: same function both ways
+    pairs = examples.read_jsonl(c.data.talk_files, ("prompt", "response"))[:8]
+    batch = {k: jnp.asarray(v) for k, v in examples.talk_batch(pairs, c.brain.enc_len, c.brain.dec_len).items()}
+    params = model.init(jax.random.key(0), *losses.init_inputs("brain", batch, c))["params"]
+    params = jax.tree.map(lambda x: x.value if hasattr(x, "value") else x, params,
+                          is_leaf=lambda x: hasattr(x, "names"))
+    optimizer = optax.sgd(1.0)  # the update is the gradient itself: compare those, not Adam's sign-like steps
+    state = step_lib.init_state(params, optimizer, jax.random.key(1))
+    one, m1 = jax.jit(step_lib.make_train_step(loss_fn, optimizer, accum=1))(state, batch)
+    four, m4 = jax.jit(step_lib.make_train_step(loss_fn, optimizer, accum=4))(state, batch)
+    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m1["grad_norm"], m4["grad_norm"], rtol=1e-5)
+    for a, b, p in zip(jax.tree.leaves(one.params), jax.tree.leaves(four.params), jax.tree.leaves(params)):
+        g1, g4 = np.asarray(p - a), np.asarray(p - b)  # the gradients, summed in another order
+        assert np.max(np.abs(g1 - g4)) <= 1e-4 * np.max(np.abs(g1)) + 1e-9
+    assert not np.allclose(jax.tree.leaves(one.params)[0], jax.tree.leaves(params)[0])  # it did train
+
+
+def _latest_state(workdir, phase="sft"):
+    directory = workdir / "checkpoints" / phase / "latest"
+    step = max(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+    return step, _restore_here(directory / str(step) / "state")
+
+
+def _restore_here(path):
+    """A saved state as arrays on this process's first device, whatever mesh saved it."""
+    checkpointer = ocp.StandardCheckpointer()
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+                          checkpointer.metadata(path).item_metadata)
+    return checkpointer.restore(path, target)
+
+
+def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
+    c = _tiny(steps=8, eval_every=4)
+    assert any(memory_schedule(c, s) for s in range(8)) and not all(memory_schedule(c, s) for s in range(8))
+    pipeline.train(c, tmp_path / "straight", "tokenizer,brain", resume=False)
+    c.debug.stop_after_steps = 3
+    summary = pipeline.train(c, tmp_path / "resumed", "tokenizer,brain", resume=False)
+    assert summary["phases"]["brain"]["finished"] is False
+    assert _latest_state(tmp_path / "resumed")[0] == 3
+    c.debug.stop_after_steps = 0
+    pipeline.train(c, tmp_path / "resumed", "tokenizer,brain", resume=True)
+    step_a, a = _latest_state(tmp_path / "straight")
+    step_b, b = _latest_state(tmp_path / "resumed")
+    assert step_a == step_b == 8
+    flat_a, flat_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
+    for (path, x), (_, y) in zip(flat_a, flat_b):  # params, optimizer state, rng, memory pool
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+
+def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
+    c = _tiny(steps=6, eval_every=1)
+    c.sft.update(lr=1e30, clip_norm=1e30, warmup_frac=0.0)
+    with pytest.raises(loop.TrainingError, match=r"step \d+"):
+        pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)
+    latest = tmp_path / "checkpoints" / "sft" / "latest"
+    saved = [p for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
+    for p in saved:  # whatever was saved before the failure holds finite numbers
+        state = _restore_here(p / "state")
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+
+
+def test_train_command_end_to_end(tmp_path):
+    args = [f"--config={REPO}/configs/test.py", f"--workdir={tmp_path}", "--config.sft.steps=6",
+            "--config.planner_sft.steps=6", "--config.policy_sft.steps=6", "--config.sft.eval_every=3",
+            "--config.planner_sft.eval_every=3", "--config.policy_sft.eval_every=3"]
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *args], capture_output=True,
+                       text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["phases"]) == {"brain", "planner", "policy"}
+    assert (tmp_path / "tokenizer.json").exists()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "step_time", "mfu"} <= set(lines[-1])
+    assert any("concept_sim" in x for x in lines if x["phase"] == "brain")
+    assert any(p.name.startswith("events") for p in (tmp_path / "tensorboard").iterdir())
+
+
+MESH_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax
+    from gestalt_jax import config as config_lib
+    from gestalt_jax.text import bytes as byte_tok
+    from gestalt_jax.data import pipeline
+    from gestalt_jax.train import loop, losses, optim, phases, mesh as mesh_lib
+
+    out = {}
+    for shape in [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]:
+        c = config_lib.load_tier("test")
+        c.sft.update(steps=20, eval_every=20)
+        c.mesh.update(data=shape[0], fsdp=shape[1], tensor=shape[2])
+        spec = phases.brain_spec(c, byte_tok.encode)
+        mesh = mesh_lib.make_mesh(c, jax.devices()[: shape[0] * shape[1] * shape[2]])
+        model, loss_fn = losses.component(c, "brain", train=True)
+        optimizer = optim.make_optimizer(c.sft)
+        it = pipeline.train_iterator(spec.sources, spec.example_fn, c.sft.batch_size, c.seed)
+        sample = pipeline.eval_batches(spec.val, spec.example_fn, c.sft.batch_size)[0]
+        with mesh_lib.activate(mesh):
+            state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
+            steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
+            curve = []
+            for s in range(20):
+                state, m = steps(state, loop.global_batch(next(it), mesh), spec.uses_memory(s), False)
+                curve.append(float(m["loss"]))
+        kernel = state.params["decoder"]["stack"]["block_0"]["mlp"]["wi"]["kernel"]
+        out["x".join(map(str, shape))] = dict(curve=curve, spec=str(kernel.sharding.spec),
+                                              shards=len(kernel.addressable_shards))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    r = subprocess.run([sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, timeout=900,
+                       cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.split("RESULT ", 1)[1])
+    base = np.array(out["1x1x1"]["curve"])
+    assert base[-1] < base[0]  # it learns
+    for name in ("8x1x1", "2x4x1", "2x2x2"):
+        np.testing.assert_allclose(out[name]["curve"], base, rtol=2e-4, err_msg=name)
+    # The MLP input kernel is (embed, mlp): embed over fsdp, mlp over tensor, where those exist.
+    assert out["2x2x2"]["spec"] == "P('fsdp', 'tensor')" and out["2x2x2"]["shards"] == 8
+    assert out["2x4x1"]["spec"] == "P('fsdp', None)"
+    assert out["8x1x1"]["spec"] == "P(None, None)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_and_checkpoint(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = [f"--config={REPO}/configs/test.py", f"--workdir={tmp_path}", "--phases=tokenizer,brain",
+            "--config.sft.steps=4", "--config.sft.eval_every=2", f"--coordinator=127.0.0.1:{port}",
+            "--num_processes=2"]
+    procs = [subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", "train", *args, f"--process_id={i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    assert "best val loss" in outs[0]
+    step, state = _latest_state(tmp_path)
+    assert step == 4 and all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+    data = tmp_path / "checkpoints" / "sft" / "latest" / "4" / "data"
+    assert sorted(p.name for p in data.iterdir() if p.suffix == ".json") == ["process_0-of-2.json",
+                                                                             "process_1-of-2.json"]
