@@ -47,8 +47,8 @@ def global_batch(local: dict, mesh) -> dict:
             for k, v in local.items()}
 
 
-def create_state(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
-    """The TrainState created directly in its shardings (no full copy on one device first)."""
+def state_init(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
+    """(init(key) -> TrainState, the TrainState's shardings by the rules table)."""
     inputs = losses.init_inputs(spec.name, sample, c)
     boxed = jax.eval_shape(lambda k: model.init(k, *inputs)["params"], jax.random.key(0))
     p_shard = mesh_lib.param_shardings(boxed, mesh)
@@ -63,9 +63,13 @@ def create_state(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
     def init(key):
         params = nn.meta.unbox(model.init(key, *inputs)["params"])
         return step_lib.init_state(params, optimizer, jax.random.fold_in(key, 1), spec.extra)
+    return init, shardings
 
-    state = jax.jit(init, out_shardings=shardings)(jax.random.key(c.seed))
-    return state, shardings
+
+def create_state(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
+    """The TrainState created directly in its shardings (no full copy on one device first)."""
+    init, shardings = state_init(c, spec, model, optimizer, sample, mesh)
+    return jax.jit(init, out_shardings=shardings)(jax.random.key(c.seed)), shardings
 
 
 def concept_sim(concepts_NxD: np.ndarray) -> float:

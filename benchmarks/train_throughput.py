@@ -1,0 +1,123 @@
+"""Train-step throughput and compiled memory per component and tier; FSDP memory for phase2.
+
+    python benchmarks/train_throughput.py --tiers=test,default --steps=10
+    python benchmarks/train_throughput.py --fsdp_memory --fake_devices=8
+
+Prints Markdown tables (the ones in BENCHMARKS.md). Step time is the median of `--steps`
+timed steps after one warm-up step; MFU is against a measured f32 matmul peak on CPU
+(or the device's published peak on accelerators).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+_TIERS = flags.DEFINE_list("tiers", ["test", "default"], "Tiers whose train steps are timed.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per component.")
+_FSDP = flags.DEFINE_bool("fsdp_memory", False, "Compile phase2 on 1 device and with FSDP over all devices.")
+_FAKE = flags.DEFINE_integer("fake_devices", 0, "Fake this many CPU devices (must precede jax import).")
+
+
+def main(argv):
+    del argv
+    if _FAKE.value:
+        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={_FAKE.value}"
+    import statistics
+    import time
+
+    import jax
+
+    from gestalt_jax import config as config_lib
+    from gestalt_jax.text import bytes as byte_tok
+    from gestalt_jax.data import pipeline
+    from gestalt_jax.train import loop, losses, optim, perf, phases
+    from gestalt_jax.train import mesh as mesh_lib
+
+    def setup(c, name, devices):
+        spec = phases.brain_spec(c, byte_tok.encode) if name == "brain" else phases.goal_spec(c, name)
+        p = c[spec.phase]
+        mesh = mesh_lib.make_mesh(c, devices)
+        model, loss_fn = losses.component(c, name, train=True)
+        optimizer = optim.make_optimizer(p)
+        sample = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size)[0]
+        return spec, p, mesh, model, loss_fn, optimizer, sample
+
+    if _FSDP.value:
+        n = len(jax.devices())
+        print(f"| phase2 component | 1 device: MB/device | FSDP over {n}: MB/device |")
+        print("|---|---|---|")
+        for name in ("brain", "planner", "policy"):
+            row = []
+            for fsdp in (1, n):
+                c = config_lib.load_tier("phase2")
+                c.mesh.update(data=1, fsdp=fsdp, tensor=1)
+                spec, p, mesh, model, loss_fn, optimizer, sample = setup(c, name, jax.devices()[:fsdp])
+                with mesh_lib.activate(mesh):
+                    row.append(_compiled_mb(c, spec, model, loss_fn, optimizer, sample, mesh, loop))
+            print(f"| {name} | {row[0]:,.0f} | {row[1]:,.0f} |", flush=True)
+        return
+
+    peak, source = perf.peak_flops("float32")
+    print(f"peak: {peak / 1e9:,.1f} GFLOP/s ({source}); devices: {jax.devices()[0].device_kind} "
+          f"x{len(jax.devices())}")
+    print("| tier | component | batch x len | params | step ms | tokens/s | MFU | MB/device | GFLOP/step |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tier in _TIERS.value:
+        for name in ("brain", "planner", "policy"):
+            c = config_lib.load_tier(tier)
+            c.compute_dtype = "float32"  # CPU has no fast bf16 path; the peak is an f32 matmul
+            spec, p, mesh, model, loss_fn, optimizer, sample = setup(c, name, jax.devices()[:1])
+            it = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed)
+            with mesh_lib.activate(mesh):
+                state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
+                steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
+                times, weight = [], 0.0
+                for i in range(_STEPS.value + 1):
+                    batch = loop.global_batch(next(it), mesh)
+                    t = time.perf_counter()
+                    state, metrics = steps(state, batch, False, False)
+                    jax.block_until_ready(metrics)
+                    if i:
+                        times.append(time.perf_counter() - t)
+                        weight += float(metrics["weight"])
+                step_s = statistics.median(times)
+                compiled = next(iter(steps.compiled.values()))
+                mem = compiled.memory_analysis()
+                mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+                      - mem.alias_size_in_bytes) / 2**20
+                n_params = sum(x.size for x in jax.tree.leaves(state.params))
+                shape = "x".join(str(d) for d in next(iter(sample.values())).shape[:2])
+                unit = "examples/s"  # the policy's loss weight counts examples, not tokens
+                print(f"| {tier} | {name} | {shape} | {n_params:,} | {step_s * 1e3:,.1f} | "
+                      f"{weight / len(times) / step_s:,.0f}{' ' + unit if name == 'policy' else ''} | "
+                      f"{steps.flops / step_s / peak:.1%} | {mb:,.1f} | {steps.flops / 1e9:,.2f} |", flush=True)
+
+
+def _compiled_mb(c, spec, model, loss_fn, optimizer, sample, mesh, loop) -> float:
+    """Per-device MB of the compiled train step, from abstract values only (nothing executes)."""
+    import jax
+
+    from gestalt_jax.train import mesh as mesh_lib
+    from gestalt_jax.train import step as step_lib
+
+    p = c[spec.phase]
+    init, shardings = loop.state_init(c, spec, model, optimizer, sample, mesh)
+    state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                         jax.eval_shape(init, jax.random.key(0)), shardings)
+    batch = {k: jax.ShapeDtypeStruct((p.batch_size,) + v.shape[1:], v.dtype,
+                                     sharding=mesh_lib.batch_sharding(mesh, v.ndim))
+             for k, v in sample.items()}
+    fn = step_lib.make_train_step(loss_fn, optimizer, p.accum_steps,
+                                  spec.prepare(False) if spec.prepare else None, spec.absorb)
+    compiled = jax.jit(fn, out_shardings=(shardings, None), donate_argnums=0).lower(state, batch).compile()
+    mem = compiled.memory_analysis()
+    return (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+            - mem.alias_size_in_bytes) / 2**20
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    app.run(main)
