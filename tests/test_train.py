@@ -185,3 +185,9 @@ def test_two_processes_train_and_checkpoint(tmp_path):
     data = tmp_path / "checkpoints" / "sft" / "latest" / "4" / "data"
     assert sorted(p.name for p in data.iterdir() if p.suffix == ".json") == ["process_0-of-2.json",
                                                                              "process_1-of-2.json"]
+
+
+def test_fresh_run_refuses_a_workdir_with_checkpoints(tmp_path):
+    (tmp_path / "checkpoints" / "planner_sft" / "latest").mkdir(parents=True)
+    with pytest.raises(ValueError, match="--resume"):
+        pipeline.train(_tiny(), tmp_path, "planner", resume=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import ml_collections
 
+from gestalt_jax import config as config_lib
 from gestalt_jax.data import formats
 from gestalt_jax.text import bpe
 from gestalt_jax.train import loop, phases
@@ -49,6 +50,12 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = parse_phases(phase_spec)
+    if not resume:  # a fresh run must not mix with (or silently skip saves over) an earlier one
+        for name in (n for n in chosen if n in config_lib.PHASE_OF):
+            existing = workdir / "checkpoints" / config_lib.PHASE_OF[name]
+            if existing.exists() and any(existing.iterdir()):
+                raise ValueError(f"{existing} already holds checkpoints: pass --resume to continue that run, "
+                                 f"or choose another --workdir")
     writer = MetricsWriter(workdir)
     summary = dict(tier=c.tier, phases={})
     started = time.time()
