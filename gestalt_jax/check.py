@@ -20,11 +20,9 @@ import numpy as np
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
 from gestalt_jax.model.brain import Brain
-from gestalt_jax.train import grad_check, losses, optim
+from gestalt_jax.train import grad_check, losses, optim, phases
 from gestalt_jax.train import step as step_lib
 
-# Without memory, cross-attention is skipped and these parameters rightly get nothing.
-MEMORY_PATHS = ("/cross/", "/cross_norm/", "memory_proj/")
 CHECKS = (("brain+memory", "brain", True), ("brain", "brain", False),
           ("planner", "planner", False), ("policy", "policy", False))
 
@@ -113,7 +111,7 @@ def check_gradients(row: Row, c: ml_collections.ConfigDict, name: str, with_memo
     _, loss_fn = losses.component(c, name, train=False)  # deterministic: no dropout
     rng = jax.random.key(1)
     grads, _ = jax.jit(jax.grad(loss_fn, has_aux=True))(params, batch, rng)
-    exempt = grad_check.matching(MEMORY_PATHS) if name == "brain" and not with_memory else (lambda p: False)
+    exempt = phases.brain_grad_exempt(with_memory, batch) if name == "brain" else grad_check.NOTHING
     try:
         grad_check.assert_grads(grads, exempt)
     except AssertionError as e:  # collected, so every component is still checked

@@ -88,7 +88,7 @@ def base() -> ml_collections.ConfigDict:
         enc_dropout=0.0,
         dec_dropout=0.1,
     )
-    c.planner = _model(layers=2, max_len=192, dropout=0.1)
+    c.planner = _model(layers=2, max_len=160, dropout=0.1)  # longest built-in goal + plan: 146
     c.policy = _model(
         layers=1,
         max_len=128,

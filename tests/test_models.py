@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.model.brain import Brain, ConceptEncoder, LanguageDecoder, build_brain
+from gestalt_jax.model.brain import Brain, LanguageDecoder, build_brain
 from gestalt_jax.model.layers import apply_rope, rope_tables
 from gestalt_jax.model.planner import Planner, build_planner
-from gestalt_jax.model.transformer import Stack
+from gestalt_jax.model.transformer import ByteEncoder, Stack
 from gestalt_jax.text import bytes as byte_tok
 
 
@@ -33,13 +33,13 @@ def _init(module, *args):
 
 def test_mean_pooling_ignores_left_padding(brain_parts):
     enc, _ = brain_parts
-    model = ConceptEncoder(enc)
+    model = ByteEncoder(enc)
     texts = ["hello world", "a much longer sentence that shifts every row's padding", "hi"]
     ids_long = jnp.asarray(byte_tok.encode_left(texts, 64))
     params = _init(model, ids_long)
-    concept_long = model.apply({"params": params}, ids_long)
-    concept_short = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 16)))
-    concept_alone = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 64)))
+    concept_long = model.apply({"params": params}, ids_long)[1]
+    concept_short = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 16)))[1]
+    concept_alone = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 64)))[1]
     np.testing.assert_allclose(concept_long[0], concept_short[0], atol=1e-5)
     np.testing.assert_allclose(concept_long[0], concept_alone[0], atol=1e-5)
     assert not np.allclose(concept_long[0], concept_long[2], atol=1e-3)  # different text, different concept

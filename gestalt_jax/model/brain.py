@@ -1,6 +1,6 @@
 """The brain: concept encoder → one concept vector → prefix for the language decoder.
 
-ConceptEncoder: byte ids (left-padded) → transformer → mean pool → concept [B, D].
+Concept encoder: byte ids (left-padded) → transformer → mean pool → concept [B, D].
 ConceptProjector: concept → N prefix embeddings [B, N, D].
 MemoryProjector: K retrieved concept vectors [B, K, D] → cross-attention source.
 LanguageDecoder: [N prefix] + BOS + text → logits at text positions only.
@@ -14,20 +14,12 @@ import ml_collections
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.model.layers import StackConfig, dense
-from gestalt_jax.model.transformer import Stack, embedding, mean_pool, stack_config, text_positions
-from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.model.transformer import ByteEncoder, Stack, embedding, stack_config
 
 
-class ConceptEncoder(nn.Module):
-    cfg: StackConfig
-    train: bool = False
-
-    @nn.compact
-    def __call__(self, ids_BxL):
-        valid_BxL = ids_BxL != byte_tok.PAD
-        x = embedding(byte_tok.VOCAB_SIZE, self.cfg, "embed")(ids_BxL)
-        h = Stack(self.cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
-        return mean_pool(h, valid_BxL)
+# Parameters that only memory reaches: without memory, cross-attention is skipped and these
+# rightly get no gradient.
+MEMORY_PATHS = ("/cross/", "/cross_norm/", "memory_proj/")
 
 
 class LanguageDecoder(nn.Module):
@@ -71,15 +63,15 @@ class Brain(nn.Module):
 
     def setup(self):
         D = self.dec.d_model
-        self.encoder = ConceptEncoder(self.enc, self.train)
+        self.encoder = ByteEncoder(self.enc, self.train)
         self.concept_proj = dense(self.n_prefix * D, ("embed", "mlp"), self.dec, "concept_proj",
                                   use_bias=True)
         self.memory_proj = dense(D, ("embed", "mlp"), self.dec, "memory_proj", use_bias=True)
         self.decoder = LanguageDecoder(self.dec, self.dec_vocab, self.train)
 
     def encode(self, enc_ids_BxL):
-        """Concept vectors [B, D] (f32)."""
-        return self.encoder(enc_ids_BxL)
+        """Concept vectors [B, D] (f32): the encoder's mean over real positions."""
+        return self.encoder(enc_ids_BxL)[1]
 
     def prefix(self, concept_BxD):
         return self.concept_proj(concept_BxD).reshape(concept_BxD.shape[0], self.n_prefix, -1)

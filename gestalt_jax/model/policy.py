@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import StackConfig, dense
-from gestalt_jax.model.transformer import Stack, embedding, mean_pool, stack_config, text_positions
+from gestalt_jax.model.transformer import ByteEncoder, stack_config
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels, plan_vocab
 
@@ -33,9 +33,8 @@ class Policy(nn.Module):
         B, L = ids_BxL.shape
         S, C = labels.NUM_SLOTS, ARG_CHANNELS
         valid_BxL = ids_BxL != byte_tok.PAD
-        x = embedding(byte_tok.VOCAB_SIZE, cfg, "embed")(ids_BxL)
-        h_BxLxD = Stack(cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
-        pooled_BxD = mean_pool(h_BxLxD, valid_BxL).astype(cfg.dtype)
+        h_BxLxD, pooled_BxD = ByteEncoder(cfg, self.train, name="encoder")(ids_BxL)
+        pooled_BxD = pooled_BxD.astype(cfg.dtype)
 
         def head(n, name, inputs=pooled_BxD, use_bias=True):
             return dense(n, ("embed", "vocab"), cfg, name, use_bias)(inputs).astype(jnp.float32)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import Block, RMSNorm, StackConfig
+from gestalt_jax.text import bytes as byte_tok
 
 
 def stack_config(section: ml_collections.ConfigDict, c: ml_collections.ConfigDict, *, layers: int,
@@ -64,3 +65,18 @@ class Stack(nn.Module):
             x_BxLxD = block(cfg, rope_len, self.train, self.decode, name=f"block_{i}")(
                 x_BxLxD, positions_BxL, mask, memory_BxMxD)
         return RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="final_norm")(x_BxLxD)
+
+
+class ByteEncoder(nn.Module):
+    """Left-padded byte ids → per-position states [B, L, D] and their mean over real positions [B, D].
+
+    Shared by the concept encoder and the policy: one byte vocabulary for both."""
+    cfg: StackConfig
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, ids_BxL):
+        valid_BxL = ids_BxL != byte_tok.PAD
+        x = embedding(byte_tok.VOCAB_SIZE, self.cfg, "embed")(ids_BxL)
+        h_BxLxD = Stack(self.cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
+        return h_BxLxD, mean_pool(h_BxLxD, valid_BxL)

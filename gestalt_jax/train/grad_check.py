@@ -10,6 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
+NOTHING: Callable[[str], bool] = lambda path: False  # exempts no parameter path
+
+
 def path_str(keys) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in keys)
 
@@ -21,12 +24,12 @@ def leaf_norms(tree) -> dict[str, float]:
     return {path_str(keys): float(n) for (keys, _), n in zip(flat, norms)}
 
 
-def zero_grad_paths(grads, exempt: Callable[[str], bool] = lambda p: False) -> list[str]:
+def zero_grad_paths(grads, exempt: Callable[[str], bool] = NOTHING) -> list[str]:
     """Paths whose gradient is exactly zero, leaving out those `exempt` accepts."""
     return [p for p, n in leaf_norms(grads).items() if n == 0.0 and not exempt(p)]
 
 
-def assert_grads(grads, exempt: Callable[[str], bool] = lambda p: False) -> None:
+def assert_grads(grads, exempt: Callable[[str], bool] = NOTHING) -> None:
     """chex: every gradient finite; AssertionError naming every path that got none."""
     chex.assert_tree_all_finite(grads)
     dead = zero_grad_paths(grads, exempt)

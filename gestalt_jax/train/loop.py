@@ -100,9 +100,9 @@ def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_reco
     return out
 
 
-def _dead_leaves(leaf_norms) -> list[str]:
+def _dead_leaves(leaf_norms, exempt) -> list[str]:
     norms = grad_check.leaf_norms(leaf_norms)  # norms of scalars are their absolute values
-    return [p for p, n in norms.items() if not (n > 0 and math.isfinite(n))]
+    return [p for p, n in norms.items() if not exempt(p) and not (n > 0 and math.isfinite(n))]
 
 
 def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resume: bool,
@@ -186,14 +186,16 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
     t_phase, t_last, pending = time.time(), time.time(), None
     window = dict(loss=0.0, weight=0.0, steps=0)
     for step in range(start, p.steps):
-        batch = global_batch(next(train_iter), mesh)
+        local = next(train_iter)
+        batch = global_batch(local, mesh)
         check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
-        state, metrics = steps(state, batch, spec.uses_memory(step), check)
+        with_memory = spec.uses_memory(step)
+        state, metrics = steps(state, batch, with_memory, check)
         if pending is not None:  # step n+1 is dispatched; now pull step n's loss to the host
             _absorb(window, *pending)
         pending = (step, metrics)
         if check:
-            dead = _dead_leaves(jax.device_get(metrics["leaf_norms"]))
+            dead = _dead_leaves(jax.device_get(metrics["leaf_norms"]), spec.grad_exempt(with_memory, local))
             if dead:
                 raise TrainingError(f"[{spec.name}] step {step}: no finite, nonzero gradient reaches "
                                     + ", ".join(dead))

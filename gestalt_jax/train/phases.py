@@ -19,7 +19,10 @@ import ml_collections
 import numpy as np
 
 from gestalt_jax.data import examples, formats, pipeline
+from gestalt_jax.model.brain import MEMORY_PATHS
+from gestalt_jax.model.policy import ARG_KINDS
 from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.train import grad_check
 
 
 @dataclasses.dataclass
@@ -33,6 +36,8 @@ class PhaseSpec:
     prepare: Callable[[bool], Callable] | None = None   # with_memory -> prepare hook
     absorb: Callable | None = None
     uses_memory: Callable[[int], bool] = lambda step: False
+    # (with_memory, local batch) -> which parameter paths may rightly get no gradient this step
+    grad_exempt: Callable[[bool, dict], Callable[[str], bool]] = lambda with_memory, batch: grad_check.NOTHING
 
 
 def noise_rate(p: ml_collections.ConfigDict, step):
@@ -67,6 +72,18 @@ def brain_absorb(extra, aux):
     return dict(pool=pool_PxD.at[idx].set(concept_BxD), count=count + concept_BxD.shape[0])
 
 
+def brain_grad_exempt(with_memory: bool, batch: dict) -> Callable[[str], bool]:
+    return grad_check.NOTHING if with_memory else grad_check.matching(MEMORY_PATHS)
+
+
+def policy_grad_exempt(with_memory: bool, batch: dict) -> Callable[[str], bool]:
+    """Argument heads only learn from batches holding their kind of argument."""
+    kinds = set(np.unique(batch["arg_kind"]).tolist())
+    unused = ([] if ARG_KINDS.index("span") in kinds else ["span/"]) + \
+             ([] if ARG_KINDS.index("from") in kinds else ["from_step/", "pick/"])
+    return grad_check.matching(unused)
+
+
 def memory_schedule(c: ml_collections.ConfigDict, step: int) -> bool:
     """Whether step attaches memory: a pure function of (seed, step), so resume repeats it."""
     p = c.sft
@@ -91,7 +108,7 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     extra = dict(pool=jnp.zeros((c.sft.memory_pool, b.d_model), jnp.float32), count=jnp.zeros((), jnp.int32))
     return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
                      prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
-                     uses_memory=functools.partial(memory_schedule, c))
+                     uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt)
 
 
 def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
@@ -104,4 +121,7 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         fn, truncated, phase = examples.policy_example, examples.policy_truncated, "policy_sft"
         max_len = c.policy.max_len
     examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
-    return PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len))
+    spec = PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len))
+    if name == "policy":
+        spec.grad_exempt = policy_grad_exempt
+    return spec
