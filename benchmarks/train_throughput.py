@@ -63,7 +63,7 @@ def main(argv):
     peak, source = perf.peak_flops("float32")
     print(f"peak: {peak / 1e9:,.1f} GFLOP/s ({source}); devices: {jax.devices()[0].device_kind} "
           f"x{len(jax.devices())}")
-    print("| tier | component | batch x len | params | step ms | tokens/s | MFU | MB/device | GFLOP/step |")
+    print("| tier | component | batch x length | params | step ms | tokens/s | MFU | MB/device | GFLOP/step |")
     print("|---|---|---|---|---|---|---|---|---|")
     for tier in _TIERS.value:
         for name in ("brain", "planner", "policy"):
@@ -89,7 +89,8 @@ def main(argv):
                 mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
                       - mem.alias_size_in_bytes) / 2**20
                 n_params = sum(x.size for x in jax.tree.leaves(state.params))
-                shape = "x".join(str(d) for d in next(iter(sample.values())).shape[:2])
+                seq = dict(brain="dec_in", planner="inputs", policy="ids")[name]  # the length that costs
+                shape = "x".join(str(d) for d in sample[seq].shape[:2])
                 unit = "examples/s"  # the policy's loss weight counts examples, not tokens
                 print(f"| {tier} | {name} | {shape} | {n_params:,} | {step_s * 1e3:,.1f} | "
                       f"{weight / len(times) / step_s:,.0f}{' ' + unit if name == 'policy' else ''} | "
