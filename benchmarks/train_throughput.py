@@ -4,8 +4,9 @@
     python benchmarks/train_throughput.py --fsdp_memory --fake_devices=8
 
 Prints Markdown tables (the ones in BENCHMARKS.md). Step time is the median of `--steps`
-timed steps after one warm-up step; MFU is against a measured f32 matmul peak on CPU
-(or the device's published peak on accelerators).
+timed steps after one warm-up step; tokens/s counts every position a step processes
+(encoder and decoder for the brain, padding included); MFU is the compiled step's FLOPs
+per second against a measured f32 matmul peak on CPU (or the device's published peak).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main(argv):
             with mesh_lib.activate(mesh):
                 state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
                 steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
-                times, weight = [], 0.0
+                times = []
                 for i in range(_STEPS.value + 1):
                     batch = loop.global_batch(next(it), mesh)
                     t = time.perf_counter()
@@ -82,7 +83,6 @@ def main(argv):
                     jax.block_until_ready(metrics)
                     if i:
                         times.append(time.perf_counter() - t)
-                        weight += float(metrics["weight"])
                 step_s = statistics.median(times)
                 compiled = next(iter(steps.compiled.values()))
                 mem = compiled.memory_analysis()
@@ -91,9 +91,8 @@ def main(argv):
                 n_params = sum(x.size for x in jax.tree.leaves(state.params))
                 seq = dict(brain="dec_in", planner="inputs", policy="ids")[name]  # the length that costs
                 shape = "x".join(str(d) for d in sample[seq].shape[:2])
-                unit = "examples/s"  # the policy's loss weight counts examples, not tokens
                 print(f"| {tier} | {name} | {shape} | {n_params:,} | {step_s * 1e3:,.1f} | "
-                      f"{weight / len(times) / step_s:,.0f}{' ' + unit if name == 'policy' else ''} | "
+                      f"{spec.tokens(batch) / step_s:,.0f} | "
                       f"{steps.flops / step_s / peak:.1%} | {mb:,.1f} | {steps.flops / 1e9:,.2f} |", flush=True)
 
 

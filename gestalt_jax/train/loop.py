@@ -185,9 +185,11 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
     config_json = c.to_json()
     t_phase, t_last, pending = time.time(), time.time(), None
     window = dict(loss=0.0, weight=0.0, steps=0)
+    tokens_per_step = None
     for step in range(start, p.steps):
         local = next(train_iter)
         batch = global_batch(local, mesh)
+        tokens_per_step = tokens_per_step or spec.tokens(batch)
         check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
         with_memory = spec.uses_memory(step)
         state, metrics = steps(state, batch, with_memory, check)
@@ -208,7 +210,8 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
         pending = None
         elapsed = time.time() - t_last
         values = dict(loss=window["loss"] / max(window["weight"], 1e-9), lr=float(lr_at(step)),
-                      grad_norm=float(metrics["grad_norm"]), tokens_per_s=window["weight"] / elapsed,
+                      grad_norm=float(metrics["grad_norm"]),
+                      tokens_per_s=tokens_per_step * window["steps"] / elapsed,
                       step_time=elapsed / window["steps"])
         values["mfu"] = steps.flops / values["step_time"] / peak
         if is_eval:

@@ -27,6 +27,7 @@ from gestalt_jax.train import grad_check
 
 @dataclasses.dataclass
 class PhaseSpec:
+    """tokens(batch): positions a step processes (padding included: the device computes them)."""
     name: str                                   # component: brain, planner, policy
     phase: str                                  # config section: sft, planner_sft, policy_sft
     sources: list[tuple[list[dict], float]]     # training records with mixing weights
@@ -36,8 +37,12 @@ class PhaseSpec:
     prepare: Callable[[bool], Callable] | None = None   # with_memory -> prepare hook
     absorb: Callable | None = None
     uses_memory: Callable[[int], bool] = lambda step: False
+    token_keys: tuple[str, ...] = ()            # the id arrays whose positions count as tokens processed
     # (with_memory, local batch) -> which parameter paths may rightly get no gradient this step
     grad_exempt: Callable[[bool, dict], Callable[[str], bool]] = lambda with_memory, batch: grad_check.NOTHING
+
+    def tokens(self, batch: dict) -> int:
+        return int(sum(batch[k].size for k in self.token_keys))
 
 
 def noise_rate(p: ml_collections.ConfigDict, step):
@@ -108,7 +113,8 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     extra = dict(pool=jnp.zeros((c.sft.memory_pool, b.d_model), jnp.float32), count=jnp.zeros((), jnp.int32))
     return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
                      prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
-                     uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt)
+                     uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt,
+                     token_keys=("enc", "dec_in"))
 
 
 def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
@@ -121,7 +127,8 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         fn, truncated, phase = examples.policy_example, examples.policy_truncated, "policy_sft"
         max_len = c.policy.max_len
     examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
-    spec = PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len))
+    spec = PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len),
+                     token_keys=("inputs",) if name == "planner" else ("ids",))
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     return spec
