@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _TIER = flags.DEFINE_string("tier", "small", "Tier config in configs/.")
 _PHASE = flags.DEFINE_enum("phase", "brain", ["brain", "planner", "policy"], "Component to train.")
@@ -35,6 +35,7 @@ def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # checkpoint and backend INFO lines would bury the table
     from gestalt_jax import config as config_lib
     from gestalt_jax.train import pipeline
 

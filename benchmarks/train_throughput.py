@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _TIERS = flags.DEFINE_list("tiers", ["test", "default"], "Tiers whose train steps are timed.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per component.")
@@ -24,6 +24,7 @@ _FAKE = flags.DEFINE_integer("fake_devices", 0, "Fake this many CPU devices (mus
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # checkpoint and backend INFO lines would bury the table
     if _FAKE.value:
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={_FAKE.value}"
     import statistics
