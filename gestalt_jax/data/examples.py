@@ -76,14 +76,9 @@ def talk_example(pair: dict, enc_len: int, dec_len: int,
     """enc [Le] left-padded prompt bytes (the end of an over-long prompt kept); dec_in, dec_tgt,
     dec_w [Ld]: BOS + response tokens / tokens + EOS / 1 on real targets, right-padded and cut
     at the end. `dec_encode` is the decoder tokenizer (bytes or BPE; PAD/BOS/EOS shared)."""
-    seq = np.full(dec_len + 1, byte_tok.PAD, np.int32)
-    ids = ([byte_tok.BOS] + list(dec_encode(pair["response"])) + [byte_tok.EOS])[: dec_len + 1]
-    seq[: len(ids)] = ids
-    dec_in, dec_tgt = seq[:-1].copy(), seq[1:].copy()
-    # The EOS lives only in the targets; an input EOS would teach nothing.
-    dec_in[dec_in == byte_tok.EOS] = byte_tok.PAD
+    dec_in, dec_tgt, dec_w = (a[0] for a in byte_tok.teacher_forcing([dec_encode(pair["response"])], dec_len))
     return dict(enc=byte_tok.encode_left([pair["prompt"]], enc_len)[0], dec_in=dec_in,
-                dec_tgt=dec_tgt, dec_w=(dec_tgt != byte_tok.PAD).astype(np.float32))
+                dec_tgt=dec_tgt, dec_w=dec_w)
 
 
 def talk_truncated(pair: dict, enc_len: int, dec_len: int,

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text.bytes import BOS, EOS, PAD, VOCAB_SIZE
 
 FILENAME = "tokenizer.json"
@@ -182,18 +183,5 @@ def load(directory: str | os.PathLike) -> BpeTokenizer:
 def decoder_pair(
     tok: BpeTokenizer, texts: Sequence[str], length: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Teacher-forcing (inputs, targets, weights), all [B, length], as `bytes.decoder_pair`.
-
-    inputs = BOS + ids right-padded with PAD, targets = ids + EOS (inputs shifted left by
-    one); weights are 1.0 on real targets, EOS included, 0.0 on PAD; truncated at the end.
-    """
-    seq_BxL1 = np.full((len(texts), length + 1), PAD, dtype=np.int32)
-    for b, ids in enumerate(tok.encode_batch(texts)):
-        row = [BOS, *ids, EOS][: length + 1]
-        seq_BxL1[b, : len(row)] = row
-    inputs_BxL = seq_BxL1[:, :-1].copy()
-    targets_BxL = seq_BxL1[:, 1:].copy()
-    # The EOS lives only in the targets; an input EOS would teach nothing.
-    inputs_BxL[inputs_BxL == EOS] = PAD
-    weights_BxL = (targets_BxL != PAD).astype(np.float32)
-    return inputs_BxL, targets_BxL, weights_BxL
+    """BPE `bytes.teacher_forcing` of texts: (inputs, targets, weights), all [B, length]."""
+    return byte_tok.teacher_forcing(tok.encode_batch(texts), length)

@@ -59,16 +59,25 @@ def encode_right(texts: Sequence[str], length: int, bos: bool = True, eos: bool 
     return out_BxL
 
 
-def decoder_pair(texts: Sequence[str], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Teacher-forcing (inputs, targets, weights), all [B, length].
+def teacher_forcing(rows: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, targets, weights), all [B, length], from token-id rows of any decoder tokenizer
+    sharing PAD/BOS/EOS (bytes or BPE).
 
-    inputs = BOS + bytes, targets = bytes + EOS (inputs shifted left by one); weights are
-    1.0 on real target positions, EOS included, and 0.0 on PAD.
+    inputs = BOS + ids, targets = ids + EOS (inputs shifted left by one), right-padded and
+    cut at the end; weights are 1.0 on real target positions, EOS included, 0.0 on PAD.
     """
-    seq_BxL1 = encode_right(texts, length + 1, bos=True, eos=True)
+    seq_BxL1 = np.full((len(rows), length + 1), PAD, dtype=np.int32)
+    for b, ids in enumerate(rows):
+        row = [BOS, *ids, EOS][: length + 1]
+        seq_BxL1[b, : len(row)] = row
     inputs_BxL = seq_BxL1[:, :-1].copy()
     targets_BxL = seq_BxL1[:, 1:].copy()
     # The EOS lives only in the targets; an input EOS would teach nothing.
     inputs_BxL[inputs_BxL == EOS] = PAD
     weights_BxL = (targets_BxL != PAD).astype(np.float32)
     return inputs_BxL, targets_BxL, weights_BxL
+
+
+def decoder_pair(texts: Sequence[str], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Byte-level `teacher_forcing` of texts."""
+    return teacher_forcing([encode(t) for t in texts], length)
