@@ -85,10 +85,7 @@ def main(argv):
                     if i:
                         times.append(time.perf_counter() - t)
                 step_s = statistics.median(times)
-                compiled = next(iter(steps.compiled.values()))
-                mem = compiled.memory_analysis()
-                mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-                      - mem.alias_size_in_bytes) / 2**20
+                mb, _ = perf.compiled_cost(next(iter(steps.compiled.values())))
                 n_params = sum(x.size for x in jax.tree.leaves(state.params))
                 seq = dict(brain="dec_in", planner="inputs", policy="ids")[name]  # the length that costs
                 shape = "x".join(str(d) for d in sample[seq].shape[:2])
@@ -102,6 +99,7 @@ def _compiled_mb(c, spec, model, loss_fn, optimizer, sample, mesh, loop) -> floa
     import jax
 
     from gestalt_jax.train import mesh as mesh_lib
+    from gestalt_jax.train import perf
     from gestalt_jax.train import step as step_lib
 
     p = c[spec.phase]
@@ -114,9 +112,7 @@ def _compiled_mb(c, spec, model, loss_fn, optimizer, sample, mesh, loop) -> floa
     fn = step_lib.make_train_step(loss_fn, optimizer, p.accum_steps,
                                   spec.prepare(False) if spec.prepare else None, spec.absorb)
     compiled = jax.jit(fn, out_shardings=(shardings, None), donate_argnums=0).lower(state, batch).compile()
-    mem = compiled.memory_analysis()
-    return (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-            - mem.alias_size_in_bytes) / 2**20
+    return perf.compiled_cost(compiled)[0]
 
 
 if __name__ == "__main__":

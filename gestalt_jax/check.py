@@ -20,7 +20,7 @@ import numpy as np
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
 from gestalt_jax.model.brain import Brain
-from gestalt_jax.train import grad_check, losses, optim, phases
+from gestalt_jax.train import grad_check, losses, optim, perf, phases
 from gestalt_jax.train import step as step_lib
 
 CHECKS = (("brain+memory", "brain", True), ("brain", "brain", False),
@@ -92,13 +92,8 @@ def compiled_cost(loss_fn, phase: ml_collections.ConfigDict, params_shape, batch
     optimizer = optim.make_optimizer(phase)
     state = jax.eval_shape(lambda p: step_lib.init_state(p, optimizer, jax.random.key(0)), params_shape)
     train_step = jax.jit(step_lib.make_train_step(loss_fn, optimizer), donate_argnums=0)
-    compiled = train_step.lower(state, _abstract(batch, phase.batch_size)).compile()
-    mem = compiled.memory_analysis()
-    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-             - mem.alias_size_in_bytes)
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return total / 2**20, float(cost.get("flops", 0.0)) / 1e9
+    mb, flops = perf.compiled_cost(train_step.lower(state, _abstract(batch, phase.batch_size)).compile())
+    return mb, flops / 1e9
 
 
 def check_gradients(row: Row, c: ml_collections.ConfigDict, name: str, with_memory: bool, batch: dict,

@@ -252,14 +252,9 @@ def _absorb(window: dict, step: int, metrics: dict) -> None:
 
 def _report_compiled(name: str, compiled, c, p) -> float:
     """Print the compiled step's per-device memory and FLOPs (MaxText style); returns the FLOPs."""
-    mem = compiled.memory_analysis()
-    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-             - mem.alias_size_in_bytes)
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0))
+    mb, flops = perf.compiled_cost(compiled)
     peak, source = perf.peak_flops(c.compute_dtype)
-    log(f"[{name}] compiled step: {total / 2**20:,.1f} MB per device, {flops / 1e9:,.2f} GFLOP per step "
+    log(f"[{name}] compiled step: {mb:,.1f} MB per device, {flops / 1e9:,.2f} GFLOP per step "
         f"(batch {p.batch_size} = {p.accum_steps} x {p.batch_size // p.accum_steps}); "
         f"peak {peak / 1e9:,.1f} GFLOP/s ({source})")
     return flops

@@ -37,3 +37,14 @@ def peak_flops(compute_dtype: str) -> tuple[float, str]:
         if kind.lower() in device.device_kind.lower():
             return peak, f"{kind} {compute_dtype} spec"
     return measured_matmul_peak(), f"measured f32 matmul on {device.device_kind}"
+
+
+def compiled_cost(compiled) -> tuple[float, float]:
+    """(per-device MB, FLOPs) of a compiled computation, from XLA's own analyses: memory is
+    arguments + outputs + temporaries − what donation aliases."""
+    mem = compiled.memory_analysis()
+    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+             - mem.alias_size_in_bytes)
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return total / 2**20, float(cost.get("flops", 0.0))
