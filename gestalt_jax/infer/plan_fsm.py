@@ -1,0 +1,145 @@
+"""Grammar-constrained greedy plan decoding: every decoded plan parses with decode_plan.
+
+The plan grammar of `plan_vocab.decode_plan` is compiled once, in numpy, into a finite-state
+machine over plan tokens: `LEGAL[state, token]` [S, V] and `NEXT_STATE[state, token]` [S, V]
+(-1 where illegal), with `START` before the first plan token and `DONE` after EOS (only PAD
+is legal there, and it stays DONE). A state is (step number, the tool's arguments still
+allowed, where inside a value we are); that is all the grammar's constraints depend on.
+"""
+
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gestalt_jax.text import labels
+from gestalt_jax.text import plan_vocab as pv
+
+_CHARS = tuple(range(pv.CHAR_OFFSET, pv.CHAR_OFFSET + 256))
+_WORDS = tuple(pv.WORD_IDS.values())
+
+
+def _transitions(key: tuple) -> dict[int, tuple]:
+    """Legal token -> next state key, for the state called `key`."""
+    kind, *rest = key
+    if kind == "start":
+        return {pv.THINK: ("think",), pv.STEP: ("tool", 1)}
+    if kind == "think":  # decode_plan accepts an empty THINK ENDTHINK
+        return {w: ("think",) for w in _WORDS} | {pv.ENDTHINK: ("first_step",)}
+    if kind == "first_step":
+        return {pv.STEP: ("tool", 1)}
+    if kind == "eop":
+        return {pv.EOS: ("done",)}
+    if kind == "done":
+        return {pv.PAD: ("done",)}
+    s, *rem = rest
+    if kind == "tool":
+        return {tid: ("args", s, labels.TOOL_ARGS[t]) for t, tid in zip(labels.TOOLS, pv.TOOL_IDS)}
+    (rem,) = rem  # the arguments still allowed, in TOOL_ARGS order
+    if kind == "args":
+        out = {pv.ARG_IDS[a]: ("value", s, rem[i + 1 :]) for i, a in enumerate(rem)}
+        if s < labels.MAX_STEPS:
+            out[pv.STEP] = ("tool", s + 1)
+        return out | {pv.EOP: ("eop",)}
+    if kind == "value":  # step 1 has no earlier step to reference
+        return {pv.QUOTE: ("quote0", s, rem)} | ({pv.FROM: ("ref", s, rem)} if s > 1 else {})
+    if kind == "quote0":  # a span has at least one char
+        return {c: ("quote", s, rem) for c in _CHARS}
+    if kind == "quote":
+        return {c: ("quote", s, rem) for c in _CHARS} | {pv.ENDQUOTE: ("args", s, rem)}
+    if kind == "ref":
+        return {r: ("pick", s, rem) for r in pv.STEP_REF_IDS[: s - 1]}
+    if kind == "pick":
+        return {pv.PICK: ("n", s, rem)}
+    if kind == "n":
+        return {n: ("args", s, rem) for n in pv.PICK_IDS}
+    raise AssertionError(f"unknown FSM state {key!r}")
+
+
+def _build() -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    """State keys (START first), LEGAL [S, V] bool and NEXT_STATE [S, V] int32, by BFS from START."""
+    keys, ids, edges = [("start",)], {("start",): 0}, []
+    for key in keys:  # keys grows while we walk it: a BFS
+        for tok, nxt in _transitions(key).items():
+            if nxt not in ids:
+                ids[nxt] = len(keys)
+                keys.append(nxt)
+            edges.append((ids[key], tok, ids[nxt]))
+    next_SxV = np.full((len(keys), pv.VOCAB_SIZE), -1, np.int32)
+    for s, tok, n in edges:
+        next_SxV[s, tok] = n
+    return keys, next_SxV >= 0, next_SxV
+
+
+def _dist_to_done(legal_SxV: np.ndarray, next_SxV: np.ndarray, done: int) -> np.ndarray:
+    """Fewest tokens from each state to DONE [S] (Bellman-Ford with unit edges)."""
+    inf = np.iinfo(np.int32).max // 2
+    dist_S = np.full(len(legal_SxV), inf, np.int32)
+    dist_S[done] = 0
+    while True:
+        via_SxV = np.where(legal_SxV, dist_S[np.maximum(next_SxV, 0)] + 1, inf)
+        new_S = np.minimum(dist_S, via_SxV.min(axis=1))
+        if (new_S == dist_S).all():
+            return dist_S
+        dist_S = new_S
+
+
+STATE_KEYS, LEGAL, NEXT_STATE = _build()
+NUM_STATES = len(STATE_KEYS)
+START = 0
+DONE = STATE_KEYS.index(("done",))
+DIST = _dist_to_done(LEGAL, NEXT_STATE, DONE)
+assert (DIST < NUM_STATES).all(), "some FSM state cannot reach DONE"
+# Tokens a state may emit when `r` tokens are left (this one included): COST[s, t] <= r - 1.
+_COST = np.where(LEGAL, DIST[np.maximum(NEXT_STATE, 0)], np.iinfo(np.int32).max).astype(np.int32)
+MIN_NEW = int(DIST[START])  # STEP TALK EOP EOS
+
+
+def state_name(state: int) -> str:
+    """Readable name of a state id, e.g. "args(step=2, rem=('rhs',))"."""
+    kind, *rest = STATE_KEYS[state]
+    fields = [f"step={rest[0]}"] if rest else []
+    return f"{kind}({', '.join(fields + [f'rem={r}' for r in rest[1:]])})"
+
+
+LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
+
+
+@functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
+def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int) -> jax.Array:
+    """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new, PAD after.
+
+    `logits_fn(carry, token_B, t) -> (carry, logits_BxV)` feeds token_B (at t=0 `last_B`,
+    normally the prompt's last token; afterwards the token decoded at t-1) and returns the
+    logits of plan token t. The caller puts the prompt in `carry` beforehand: a KV-cache
+    planner prefills its cache, a full-recompute one keeps the token buffer and writes
+    token_B at the prompt length + t - 1. logits_fn is static (hashed by identity), so
+    pass the same function object to reuse the compiled loop.
+
+    Any max_new >= MIN_NEW (= 4, "STEP TALK EOP EOS") works: a token is allowed only if
+    DONE is still reachable from its next state within the tokens left after it.
+    """
+    if max_new < MIN_NEW:
+        raise ValueError(f"max_new={max_new}: the shortest plan needs {MIN_NEW} tokens")
+    cost_SxV, next_SxV = jnp.asarray(_COST), jnp.asarray(NEXT_STATE)
+
+    def step(val, t):
+        carry, tok_B, state_B = val
+        carry, logits_BxV = logits_fn(carry, tok_B, t)
+        ok_BxV = cost_SxV[state_B] <= max_new - 1 - t
+        tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
+        tok_B = tok_B.astype(jnp.int32)
+        return (carry, tok_B, next_SxV[state_B, tok_B]), tok_B
+
+    state_B = jnp.full(last_B.shape, START, jnp.int32)
+    _, ids_TxB = jax.lax.scan(step, (carry, last_B.astype(jnp.int32), state_B), jnp.arange(max_new))
+    return ids_TxB.T
+
+
+def parse(ids: Sequence[int]) -> dict:
+    """decode_plan of ids (prompt + plan or plan only), ignoring anything after the first EOS."""
+    ids = [int(i) for i in ids]
+    end = ids.index(pv.EOS) + 1 if pv.EOS in ids else len(ids)
+    return pv.decode_plan(ids[:end])

@@ -1,0 +1,142 @@
+"""The FSM-constrained planner decode: every decoded plan parses, the data's plans are accepted."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gestalt_jax.data import examples
+from gestalt_jax.infer import plan_fsm as fsm
+from gestalt_jax.text import labels
+from gestalt_jax.text import plan_vocab as pv
+
+TRAIN = Path(__file__).resolve().parents[1] / "datasets" / "goals" / "train.jsonl"
+B = 32
+
+
+def _random_logits(carry, token_B, t):
+    key, bias_V = carry
+    return carry, jax.random.normal(jax.random.fold_in(key, t), (B, pv.VOCAB_SIZE)) + bias_V
+
+
+def _decode_random(seed: int, max_new: int, favour: tuple[int, ...] = ()) -> np.ndarray:
+    # Pure noise keeps quotes and THINK open until the budget closes them; favouring
+    # some tokens (e.g. all non-char, non-word ones, or STEP and FROM) yields plans with
+    # more steps and references.
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[list(favour)] = 3.0
+    carry = (jax.random.key(seed), jnp.asarray(bias_V))
+    last_B = jnp.full((B,), pv.CHAR_OFFSET + ord("\n"), jnp.int32)
+    return np.asarray(fsm.constrained_greedy(_random_logits, carry, last_B, max_new))
+
+
+def _walk(ids) -> list[int]:
+    """States visited from START over ids; AssertionError naming the first illegal token."""
+    states = [fsm.START]
+    for pos, tok in enumerate(ids):
+        state = states[-1]
+        assert fsm.LEGAL[state, tok], f"pos {pos}: {pv.token_name(tok)} illegal in {fsm.state_name(state)}"
+        states.append(int(fsm.NEXT_STATE[state, tok]))
+    return states
+
+
+def _legal_after(prefix, tok) -> bool:
+    return bool(fsm.LEGAL[_walk(prefix)[-1], tok])
+
+
+@pytest.mark.parametrize("max_new", [fsm.MIN_NEW, 5, 7, 12, 40])
+@pytest.mark.parametrize("favour", [(), tuple(range(pv.CHAR_OFFSET)), (pv.STEP, pv.FROM)])
+def test_random_logits_always_parse(max_new, favour):
+    for seed in range(4):
+        ids_BxT = _decode_random(seed, max_new, favour)
+        assert ids_BxT.shape == (B, max_new)
+        for ids in ids_BxT.tolist():
+            end = ids.index(pv.EOS)  # EOS is always emitted within the budget
+            assert set(ids[end + 1 :]) <= {pv.PAD}
+            plan = fsm.parse(ids)
+            assert 1 <= len(plan["steps"]) <= labels.MAX_STEPS
+            for step, s in enumerate(plan["steps"], start=1):
+                assert set(s["args"]) <= set(labels.TOOL_ARGS[s["tool"]])
+                for value in s["args"].values():
+                    if isinstance(value, dict):
+                        assert 1 <= value["from"] < step
+            assert _walk(ids)[-1] == fsm.DONE
+
+
+def test_random_logits_reach_long_plans():
+    ids_BxT = _decode_random(0, 96, (pv.STEP, pv.FROM))
+    steps = [len(fsm.parse(ids)["steps"]) for ids in ids_BxT.tolist()]
+    refs = sum(pv.FROM in ids for ids in ids_BxT.tolist())
+    assert max(steps) == labels.MAX_STEPS and refs > 0
+
+
+def test_fsm_is_small_and_shortest_plan_is_min_new():
+    assert fsm.LEGAL.shape == fsm.NEXT_STATE.shape == (fsm.NUM_STATES, pv.VOCAB_SIZE)
+    assert fsm.NUM_STATES < 1000
+    assert fsm.MIN_NEW == len(pv.encode_plan([{"tool": "TALK"}]))
+    assert np.flatnonzero(fsm.LEGAL[fsm.DONE]).tolist() == [pv.PAD]
+    assert fsm.NEXT_STATE[fsm.DONE, pv.PAD] == fsm.DONE
+    with pytest.raises(ValueError, match="max_new=3"):
+        fsm.constrained_greedy(_random_logits, None, jnp.zeros((B,), jnp.int32), fsm.MIN_NEW - 1)
+
+
+def test_fsm_accepts_every_training_plan():
+    records = examples.load_goals(TRAIN)
+    for r in records:
+        ids = pv.encode_plan(examples.goal_steps(r))
+        assert _walk(ids)[-1] == fsm.DONE, r["goal"]
+    think = pv.encode_plan([{"tool": "SEARCH", "args": {"pattern": "x"}}], think=["need", "find"])
+    assert _walk(think)[-1] == fsm.DONE
+    assert _walk(pv.encode_plan([{"tool": "TALK"}], think=[]))[-1] == fsm.DONE
+
+
+def test_fsm_rejects_what_the_grammar_forbids():
+    S, T = pv.STEP, pv.TOOL_IDS
+    read, search, prove = (T[labels.TOOLS.index(t)] for t in ("READ_FILE", "SEARCH", "PROVE_ALGEBRA"))
+    path, lhs, rhs = pv.ARG_IDS["path"], pv.ARG_IDS["lhs"], pv.ARG_IDS["rhs"]
+    step2_from = [S, search, S, read, path, pv.FROM]
+    assert _legal_after(step2_from, pv.STEP_REF_IDS[0])
+    assert not _legal_after(step2_from, pv.STEP_REF_IDS[1])  # the current step
+    assert not _legal_after(step2_from, pv.STEP_REF_IDS[2])  # a later step
+    assert not _legal_after([S, read, path], pv.FROM)  # step 1 has nothing earlier
+    assert not _legal_after([S, read], pv.ARG_IDS["pattern"])  # not an argument of READ_FILE
+    assert not _legal_after([S, prove, rhs, pv.QUOTE, pv.CHAR_OFFSET + 1, pv.ENDQUOTE], lhs)  # order
+    assert not _legal_after([S, read, path, pv.QUOTE, pv.CHAR_OFFSET + 1, pv.ENDQUOTE], path)  # twice
+    quote = [S, read, path, pv.QUOTE, pv.CHAR_OFFSET + ord("a"), pv.ENDQUOTE]
+    assert not _legal_after(quote, pv.ENDQUOTE)
+    assert not _legal_after([S, read, path, pv.QUOTE], pv.ENDQUOTE)  # empty span
+    assert not _legal_after([S], pv.EOS)
+    assert not _legal_after([S, read], pv.EOS)  # EOP comes first
+    assert not _legal_after([pv.THINK], pv.STEP)
+    assert not _legal_after([], pv.EOP)
+    assert not _legal_after([S, read] * labels.MAX_STEPS, S)
+    # The parser agrees with the FSM on these.
+    with pytest.raises(ValueError, match="S1..S1"):
+        pv.decode_plan(step2_from + [pv.STEP_REF_IDS[1], pv.PICK, pv.PICK_IDS[0], pv.EOP, pv.EOS])
+    with pytest.raises(ValueError, match="a tool"):
+        pv.decode_plan([S, pv.EOS])
+
+
+def test_preferred_plan_decodes_exactly():
+    steps = [
+        {"tool": "SEARCH", "args": {"pattern": "def main"}},
+        {"tool": "READ_FILE", "args": {"path": {"from": 1, "pick": 3}}},
+        {"tool": "PROVE_ALGEBRA", "args": {"lhs": "x+1", "rhs": {"from": 2, "pick": 16}}},
+        {"tool": "TALK", "args": {}},
+    ]
+    plan = pv.encode_plan(steps, think=["find", "the", "file"])
+    max_new = len(plan) + 5
+    want_T = np.array(plan + [pv.PAD] * 5, np.int32)
+    # The preferred token wins by a margin the noise cannot close, one row per goal.
+    noise_BxTxV = np.random.default_rng(0).normal(size=(B, max_new, pv.VOCAB_SIZE)).astype(np.float32)
+    pref_BxTxV = noise_BxTxV + 10.0 * np.eye(pv.VOCAB_SIZE, dtype=np.float32)[want_T][None]
+
+    def logits_fn(pref, token_B, t):
+        return pref, pref[:, t]
+
+    ids_BxT = fsm.constrained_greedy(logits_fn, jnp.asarray(pref_BxTxV), jnp.zeros((B,), jnp.int32), max_new)
+    ids_BxT = np.asarray(ids_BxT)
+    assert (ids_BxT == want_T).all()
+    assert fsm.parse(ids_BxT[0]) == {"steps": steps, "think": ["find", "the", "file"]}
