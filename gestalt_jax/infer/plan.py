@@ -1,0 +1,55 @@
+"""Plans for goals from a trained planner: FSM-constrained greedy decoding in one compiled loop.
+
+Prompts are right-padded into one [B, max_len] buffer; each decode step runs the planner
+over the buffer and reads the logits at every row's own next position, so goals of any
+length share one batch and one compiled loop.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gestalt_jax.infer import plan_fsm
+from gestalt_jax.model.planner import Planner
+from gestalt_jax.text import plan_vocab as pv
+
+
+def prompt_ids(goal: str, limit: int) -> list[int]:
+    """encode_prompt(goal), keeping the goal's end when the prompt would exceed `limit` ids."""
+    ids = pv.encode_prompt(goal)
+    if len(ids) <= limit:
+        return ids
+    frame = len(pv.encode_prompt(""))
+    tail = goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
+    return pv.encode_prompt(tail)
+
+
+@functools.lru_cache(maxsize=None)
+def _logits_fn(model: Planner):
+    """One function object per planner, so the compiled decode loop is reused."""
+    def logits_fn(carry, token_B, t):
+        params, buf_BxL, lens_B = carry
+        rows = jnp.arange(buf_BxL.shape[0])
+        pos_B = lens_B + t - 1  # the position whose logits predict plan token t
+        buf_BxL = jnp.where(t > 0, buf_BxL.at[rows, pos_B].set(token_B), buf_BxL)
+        logits_BxLxV = model.apply({"params": params}, buf_BxL)
+        return (params, buf_BxL, lens_B), logits_BxLxV[rows, pos_B]
+    return logits_fn
+
+
+def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
+    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction."""
+    prompts = [prompt_ids(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+    lens = np.array([len(p) for p in prompts], np.int32)
+    buf = np.full((len(goals), max_len), pv.PAD, np.int32)
+    for b, p in enumerate(prompts):
+        buf[b, : len(p)] = p
+    max_new = max_len - int(lens.max())
+    carry = (params, jnp.asarray(buf), jnp.asarray(lens))
+    last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
+    ids = np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new))
+    return [plan_fsm.parse(row) for row in ids]
