@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.data import examples
+from gestalt_jax.data import examples, formats
 from gestalt_jax.model.brain import Brain
 from gestalt_jax.train import grad_check, losses, optim, perf, phases
 from gestalt_jax.train import step as step_lib
@@ -60,8 +60,8 @@ def covering(goals: list[dict], n: int) -> list[dict]:
 def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
     """n real examples per component from the configured data files, plus the prompts whose
     concept vectors serve as memory (n + K - 1 others, so each row sees K distinct vectors)."""
-    talk = examples.read_jsonl(config_lib.talk_entries(c.data.talk_files)[0][0], ("prompt", "response"))
-    goals = covering(examples.read_jsonl(c.data.goals_file, ("goal", "intent", "actions")), n)
+    talk = formats.load_talk(c.data.talk_files)[0][0]  # the loaders training uses: every import format
+    goals = covering(examples.load_goals(c.data.goals_file), n)
     order = np.resize(np.random.default_rng(c.seed).permutation(len(talk)), 2 * n + c.brain.mem_k - 1)
     batch, pool = [talk[i] for i in order[:n]], [talk[i] for i in order[n:]]
     return dict(brain=examples.talk_batch(batch, c.brain.enc_len, c.brain.dec_len),
