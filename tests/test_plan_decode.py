@@ -25,16 +25,26 @@ def test_batched_plans_match_step_by_step_constrained_argmax():
     plans = plan_lib.plan(model, params, goals, c.planner.max_len)
     assert len(plans) == 3 and all(1 <= len(p["steps"]) for p in plans)
     # The same decode, one goal at a time, one full forward per token, in plain Python.
+    forward = jax.jit(lambda p, ids: model.apply({"params": p}, ids))
     for goal, got in zip(goals, plans):
         ids = pv.encode_prompt(goal)
         state, budget = plan_fsm.START, c.planner.max_len - max(len(pv.encode_prompt(g)) for g in goals)
+        span = None  # bytes quoted so far, inside a quote
         for t in range(budget):
-            logits = np.asarray(model.apply({"params": params}, jnp.asarray([ids]))[0, -1])
+            buf = np.full((1, c.planner.max_len), pv.PAD, np.int32)
+            buf[0, : len(ids)] = ids  # causal: the padding after position len-1 changes nothing
+            logits = np.asarray(forward(params, jnp.asarray(buf))[0, len(ids) - 1])
             ok = np.array([plan_fsm.LEGAL[state, v] and plan_fsm.DIST[plan_fsm.NEXT_STATE[state, v]]
                            <= budget - 1 - t for v in range(pv.VOCAB_SIZE)])
+            if span is not None:  # a quote may only grow into a substring of the goal
+                for b in range(256):
+                    ok[pv.CHAR_OFFSET + b] &= (span + bytes([b])) in goal.encode()
             token = int(np.argmax(np.where(ok, logits, -np.inf)))
             ids.append(token)
             state = plan_fsm.NEXT_STATE[state, token]
+            span = b"" if token == pv.QUOTE else None if token == pv.ENDQUOTE else span
+            if span is not None and token >= pv.CHAR_OFFSET and token < pv.CHAR_OFFSET + 256:
+                span += bytes([token - pv.CHAR_OFFSET])
             if token == pv.EOS:
                 break
         assert plan_fsm.parse(ids) == got

@@ -72,6 +72,29 @@ def test_random_logits_reach_long_plans():
     assert max(steps) == labels.MAX_STEPS and refs > 0
 
 
+_GOALS = ["grep for parse_config in src/", "read ./docs/README.md please", "zz", "prove x+1 = 1+x",
+          "recall what I said about the ñandú 🐦", "find TODO"] * (B // 6) + ["a", "b"]
+
+
+@pytest.mark.parametrize("max_new", [12, 60])
+def test_random_logits_quote_only_spans_of_the_goal(max_new):
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[[pv.QUOTE, pv.ENDQUOTE, pv.STEP] + [pv.ARG_IDS[a] for a in labels.ARG_NAMES]] = 3.0
+    goal_BxG = jnp.asarray(fsm.goal_bytes(_GOALS))
+    quoted = 0
+    for seed in range(4):
+        carry = (jax.random.key(seed), jnp.asarray(bias_V))
+        ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new, goal_BxG)
+        for goal, ids in zip(_GOALS, np.asarray(ids_BxT).tolist()):
+            assert _walk(ids)[-1] == fsm.DONE
+            for p, tok in enumerate(ids):
+                if tok == pv.QUOTE:
+                    end = ids.index(pv.ENDQUOTE, p)
+                    assert bytes(i - pv.CHAR_OFFSET for i in ids[p + 1 : end]) in goal.encode()
+                    quoted += 1
+    assert quoted > 0  # the property was exercised
+
+
 def test_fsm_is_small_and_shortest_plan_is_min_new():
     assert fsm.LEGAL.shape == fsm.NEXT_STATE.shape == (fsm.NUM_STATES, pv.VOCAB_SIZE)
     assert fsm.NUM_STATES < 1000

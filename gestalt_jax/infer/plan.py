@@ -17,14 +17,17 @@ from gestalt_jax.model.planner import Planner
 from gestalt_jax.text import plan_vocab as pv
 
 
+def visible_goal(goal: str, limit: int) -> str:
+    """The goal as the planner sees it: its end, when encode_prompt(goal) would exceed `limit` ids."""
+    frame = len(pv.encode_prompt(""))
+    if len(pv.encode_prompt(goal)) <= limit:
+        return goal
+    return goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
+
+
 def prompt_ids(goal: str, limit: int) -> list[int]:
     """encode_prompt(goal), keeping the goal's end when the prompt would exceed `limit` ids."""
-    ids = pv.encode_prompt(goal)
-    if len(ids) <= limit:
-        return ids
-    frame = len(pv.encode_prompt(""))
-    tail = goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
-    return pv.encode_prompt(tail)
+    return pv.encode_prompt(visible_goal(goal, limit))
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,8 +44,10 @@ def _logits_fn(model: Planner):
 
 
 def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
-    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction."""
-    prompts = [prompt_ids(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction
+    and every quoted argument is a span of the (visible) goal."""
+    visible = [visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+    prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
     buf = np.full((len(goals), max_len), pv.PAD, np.int32)
     for b, p in enumerate(prompts):
@@ -50,5 +55,6 @@ def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
     max_new = max_len - int(lens.max())
     carry = (params, jnp.asarray(buf), jnp.asarray(lens))
     last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
-    ids = np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new))
+    goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
+    ids = np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new, goal_BxG))
     return [plan_fsm.parse(row) for row in ids]

@@ -106,9 +106,43 @@ def state_name(state: int) -> str:
 
 LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
+# States inside a quoted span, where char tokens may be limited to substrings of the goal.
+IN_QUOTE = np.array([k[0] in ("quote0", "quote") for k in STATE_KEYS])
+
+
+def goal_bytes(goals: Sequence[str]) -> np.ndarray:
+    """UTF-8 bytes of each goal, right-padded with -1 [B, G]: the spans a plan may quote."""
+    raw = [g.encode("utf-8") for g in goals]
+    out = np.full((len(raw), max(1, max(map(len, raw)))), -1, np.int32)
+    for b, r in enumerate(raw):
+        out[b, : len(r)] = list(r)
+    return out
+
+
+def _span_chars(goal_BxG, match_BxG):
+    """Which bytes may extend the quoted span [B, 256]: goal[j] for every j the span can continue at.
+
+    A goal with no bytes constrains nothing (every decode step needs a legal token).
+    """
+    onehot_BxGx256 = jax.nn.one_hot(goal_BxG, 256, dtype=jnp.bool_)  # -1 (padding) is all False
+    ok_Bx256 = jnp.any(onehot_BxGx256 & match_BxG[..., None], axis=1)
+    return ok_Bx256 | ~jnp.any(goal_BxG >= 0, axis=1, keepdims=True)
+
+
+def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
+    """Where a span can continue after tok_B: every goal position after QUOTE; after a char c,
+    the position after each match whose byte is c. Positions past the goal's end drop out."""
+    c_B = tok_B - pv.CHAR_OFFSET
+    hit_BxG = match_BxG & (goal_BxG == c_B[:, None])
+    shifted_BxG = jnp.pad(hit_BxG[:, :-1], ((0, 0), (1, 0)))
+    in_quote_B = jnp.asarray(IN_QUOTE)[state_B]
+    match_BxG = jnp.where(in_quote_B[:, None], shifted_BxG, match_BxG)
+    return jnp.where((tok_B == pv.QUOTE)[:, None], goal_BxG >= 0, match_BxG)
+
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
-def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int) -> jax.Array:
+def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int,
+                       goal_BxG: jax.Array | None = None) -> jax.Array:
     """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new, PAD after.
 
     `logits_fn(carry, token_B, t) -> (carry, logits_BxV)` feeds token_B (at t=0 `last_B`,
@@ -120,21 +154,35 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
 
     Any max_new >= MIN_NEW (= 4, "STEP TALK EOP EOS") works: a token is allowed only if
     DONE is still reachable from its next state within the tokens left after it.
+
+    With `goal_BxG` (`goal_bytes`), every quoted span is a substring of its row's goal: inside
+    a quote only bytes that continue some occurrence are legal. ENDQUOTE stays legal after
+    any char, so the budget argument above still holds.
     """
     if max_new < MIN_NEW:
         raise ValueError(f"max_new={max_new}: the shortest plan needs {MIN_NEW} tokens")
     cost_SxV, next_SxV = jnp.asarray(_COST), jnp.asarray(NEXT_STATE)
+    in_quote_S = jnp.asarray(IN_QUOTE)
+    B = last_B.shape[0]
+    if goal_BxG is None:
+        goal_BxG = jnp.full((B, 1), -1, jnp.int32)
 
     def step(val, t):
-        carry, tok_B, state_B = val
+        carry, tok_B, state_B, match_BxG = val
         carry, logits_BxV = logits_fn(carry, tok_B, t)
         ok_BxV = cost_SxV[state_B] <= max_new - 1 - t
+        chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
+        ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
+            ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
-        return (carry, tok_B, next_SxV[state_B, tok_B]), tok_B
+        match_BxG = _advance_match(goal_BxG, match_BxG, tok_B, state_B)
+        return (carry, tok_B, next_SxV[state_B, tok_B], match_BxG), tok_B
 
-    state_B = jnp.full(last_B.shape, START, jnp.int32)
-    _, ids_TxB = jax.lax.scan(step, (carry, last_B.astype(jnp.int32), state_B), jnp.arange(max_new))
+    state_B = jnp.full((B,), START, jnp.int32)
+    match_BxG = jnp.zeros(goal_BxG.shape, bool)
+    init = (carry, last_B.astype(jnp.int32), state_B, match_BxG)
+    _, ids_TxB = jax.lax.scan(step, init, jnp.arange(max_new))
     return ids_TxB.T
 
 

@@ -1,0 +1,145 @@
+"""Replies from the brain: prompt → concept → prefix (+ memory) → decoder, in one compiled loop.
+
+The cached path prefills the decoder's KV cache with [N prefix] + BOS in one call, then
+feeds one token per step. The uncached path recomputes the whole [prefix] + BOS + text
+buffer every step; it exists to check the cached one and to measure what the cache buys.
+Both stop a row at EOS and the loop when every row has stopped or after max_new tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gestalt_jax.infer.sampling import Sampling, sample
+from gestalt_jax.model.brain import Brain, LanguageDecoder
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text.bytes import BOS, EOS, PAD
+
+# step(state, token_B, t) -> (state, logits_BxV): feeds generated token t, returns the logits for t+1.
+StepFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
+
+
+def decode_loop(step: StepFn, state, logits_BxV, key, max_new: int, sampling: Sampling):
+    """Generated ids [B, max_new] (EOS ends a row, PAD after it) and the number of steps run.
+
+    logits_BxV predict token 0; `step` feeds each chosen token and returns the next logits.
+    The loop stops once every row has ended, so `steps` can be below max_new.
+    """
+    B = logits_BxV.shape[0]
+
+    def running(carry):
+        t, _, done_B, _, _, _ = carry
+        return (t < max_new) & ~jnp.all(done_B)
+
+    def body(carry):
+        t, out_BxM, done_B, state, logits_BxV, key = carry
+        key, sub = jax.random.split(key)
+        token_B = jnp.where(done_B, PAD, sample(logits_BxV, out_BxM, t, sub, sampling))
+        out_BxM = out_BxM.at[:, t].set(token_B)
+        done_B = done_B | (token_B == EOS)
+        state, logits_BxV = step(state, token_B, t)
+        return t + 1, out_BxM, done_B, state, logits_BxV, key
+
+    out_BxM = jnp.full((B, max_new), PAD, jnp.int32)
+    carry = (jnp.int32(0), out_BxM, jnp.zeros((B,), bool), state, logits_BxV, key)
+    t, out_BxM, _, _, _, _ = jax.lax.while_loop(running, body, carry)
+    return out_BxM, t
+
+
+def _cached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, max_new: int):
+    """Prefilled KV cache and the logits after BOS, plus the step that feeds one token at a time."""
+    B, N, _ = prefix_BxNxD.shape
+    text_len = 1 + max_new  # BOS + every generated token: the cache's text capacity
+    dec = LanguageDecoder(decoder.cfg, decoder.vocab, decode=True)
+    # Initialising at the full length allocates the cache with room for N + 1 + max_new keys.
+    init = functools.partial(dec.init, rope_len=text_len)  # rope_len must stay a Python int
+    shapes = jax.eval_shape(init, jax.random.key(0), jnp.zeros((B, text_len), jnp.int32),
+                            prefix_BxNxD)["cache"]
+    cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def run(cache, tokens_BxT, prefix, positions_BxT):
+        logits_BxTxV, state = dec.apply({"params": dec_params, "cache": cache}, tokens_BxT, prefix,
+                                        memory_BxKxD, positions_BxT, rope_len=text_len, mutable=["cache"])
+        return state["cache"], logits_BxTxV[:, -1]
+
+    bos_Bx1 = jnp.full((B, 1), BOS, jnp.int32)
+    cache, logits_BxV = run(cache, bos_Bx1, prefix_BxNxD, jnp.zeros((B, 1), jnp.int32))
+
+    def step(cache, token_B, t):
+        # Generated token t sits at text position t + 1 (BOS is 0).
+        return run(cache, token_B[:, None], None, jnp.full((B, 1), t + 1, jnp.int32))
+
+    return cache, logits_BxV, step
+
+
+def _uncached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, max_new: int):
+    """A BOS + PAD text buffer and the logits after BOS, plus the full-recompute step.
+
+    The buffer always has the cache's text length, so RoPE/YaRN tables match the cached
+    path; causal masking keeps the PAD slots ahead of a query from affecting it.
+    """
+    B = prefix_BxNxD.shape[0]
+    buf_BxT = jnp.full((B, 1 + max_new), PAD, jnp.int32).at[:, 0].set(BOS)
+
+    def logits_at(buf_BxT, t):
+        logits_BxTxV = decoder.apply({"params": dec_params}, buf_BxT, prefix_BxNxD, memory_BxKxD)
+        return jax.lax.dynamic_index_in_dim(logits_BxTxV, t, axis=1, keepdims=False)
+
+    def step(buf_BxT, token_B, t):
+        buf_BxT = jax.lax.dynamic_update_slice(buf_BxT, token_B[:, None], (0, t + 1))
+        return buf_BxT, logits_at(buf_BxT, t + 1)
+
+    return buf_BxT, logits_at(buf_BxT, 0), step
+
+
+@functools.partial(jax.jit, static_argnames=("brain", "max_new", "sampling", "cached"))
+def generate_ids(brain: Brain, params, enc_ids_BxL, memory_BxKxD, key, *, max_new: int,
+                 sampling: Sampling, cached: bool):
+    """Generated ids [B, max_new] (EOS, then PAD) for left-padded byte prompts [B, L].
+
+    memory_BxKxD holds K raw concept vectors per row (None: no memory); `params` are the
+    Brain's parameters.
+    """
+    concept_BxD = brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
+    prefix_BxNxD = brain.apply({"params": params}, concept_BxD, method=Brain.prefix)
+    memory_BxKxD = brain.apply({"params": params}, memory_BxKxD, method=Brain.memory)
+    decoder = LanguageDecoder(brain.dec, brain.dec_vocab)
+    start = _cached if cached else _uncached
+    state, logits_BxV, step = start(decoder, params["decoder"], prefix_BxNxD, memory_BxKxD, max_new)
+    return decode_loop(step, state, logits_BxV, key, max_new, sampling)[0]
+
+
+def generate(brain: Brain, params, prompts: Sequence[str], max_new: int, sampling: Sampling = Sampling(),
+             rng: jax.Array | None = None, memory_BxKxD=None, cached: bool = True,
+             encode_len: int | None = None) -> np.ndarray:
+    """Token ids [B, max_new] (int32; EOS ends a row, PAD after it) replying to prompts.
+
+    encode_len defaults to the encoder's training length; longer prompts keep their end.
+    rng is required unless sampling is greedy.
+    """
+    if max_new < 1:
+        raise ValueError(f"max_new={max_new}: generate at least one token")
+    if rng is None:
+        if not sampling.greedy:
+            raise ValueError(f"sampling at temperature {sampling.temperature} needs an rng key")
+        rng = jax.random.key(0)  # never drawn from: greedy decoding ignores it
+    enc_ids_BxL = jnp.asarray(byte_tok.encode_left(prompts, encode_len or brain.enc.train_len))
+    if memory_BxKxD is not None:
+        memory_BxKxD = jnp.asarray(memory_BxKxD)
+        if memory_BxKxD.shape[0] != len(prompts):
+            raise ValueError(f"memory has {memory_BxKxD.shape[0]} rows for {len(prompts)} prompts")
+    ids = generate_ids(brain, params, enc_ids_BxL, memory_BxKxD, rng, max_new=max_new,
+                       sampling=sampling, cached=cached)
+    return np.asarray(ids)
+
+
+def generate_text(brain: Brain, params, prompts: Sequence[str], max_new: int,
+                  decode: Callable[[Iterable[int]], str] = byte_tok.decode, **kwargs) -> list[str]:
+    """Replies as text: `generate` then the decoder tokenizer's decode (bytes.decode or
+    BpeTokenizer.decode; both stop at EOS)."""
+    return [decode(row) for row in generate(brain, params, prompts, max_new, **kwargs)]
