@@ -118,6 +118,10 @@ def base() -> ml_collections.ConfigDict:
         shuffle_seed=0,
     ))
 
+    c.eval = ml_collections.ConfigDict(dict(
+        batch_size=64,            # goals decoded together by `gestalt eval`
+    ))
+
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
@@ -235,6 +239,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")
     need(c.check.batch_size >= 1, "check.batch_size", "must be >= 1")
+    need(c.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
     need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
     for axis in MESH_AXES:
         need(c.mesh[axis] == -1 or c.mesh[axis] >= 1, f"mesh.{axis}", "must be -1 or >= 1")

@@ -22,6 +22,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs
 _PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
                               "train: comma-separated subset of tokenizer,brain,planner,policy.")
 _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
+_BENCH = flags.DEFINE_multi_string(
+    "bench", [], "eval: a goals file in the bench format (datasets/goals/README.md); repeatable.")
+_JSON = flags.DEFINE_bool("json", False, "eval: end stdout with one line holding every score as JSON.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "Multi-process: host:port of process 0; with --num_processes and --process_id.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes.")
@@ -45,7 +48,23 @@ def _train(c, workdir: str) -> int:
     return 0
 
 
-HANDLERS = {"check": _check, "train": _train}
+def _eval(c, workdir: str) -> int:
+    import json
+
+    from gestalt_jax.data.examples import DataError
+    from gestalt_jax.evals import bench
+    try:
+        results = bench.evaluate(c, workdir, _BENCH.value)
+    except (FileNotFoundError, DataError) as e:
+        print(f"gestalt eval: {e}", file=sys.stderr)
+        return 1
+    if _JSON.value:
+        keys = ("n",) + bench.JSON_METRICS
+        print(json.dumps({name: {k: m[k] for k in keys} for name, m in results.items()}))
+    return 0
+
+
+HANDLERS = {"check": _check, "train": _train, "eval": _eval}
 
 
 def main(argv: list[str]) -> int:

@@ -46,38 +46,38 @@ def saved_steps(directory):
 def test_latest_and_best_survive_restart(tmp_path):
     states = {step: make_state(step) for step in range(1, 5)}
     with PhaseCheckpoints(tmp_path, keep=2) as ckpt:
-        for step, val_loss in zip(range(1, 5), [3.0, 2.0, 2.5, 1.5]):
-            ckpt.save(step, states[step], val_loss=val_loss, config_json='{"lr": 0.001}')
-        assert ckpt.best_val_loss() == 1.5
+        for step, score in zip(range(1, 5), [3.0, 2.0, 2.5, 1.5]):
+            ckpt.save(step, states[step], score=score, config_json='{"lr": 0.001}')
+        assert ckpt.best_score() == 1.5
     assert saved_steps(tmp_path / "latest") == [3, 4]
     assert saved_steps(tmp_path / "best") == [4]
 
     with PhaseCheckpoints(tmp_path, keep=2) as ckpt:
-        assert ckpt.best_val_loss() == 1.5
+        assert ckpt.best_score() == 1.5
         assert ckpt.latest_step() == 4
         state, step = ckpt.restore_latest(abstract_like(make_state(0)))
         assert step == 4
         assert_trees_equal(state, states[4])
         assert_trees_equal(ckpt.restore_best(make_state(0)), states[4])
         # A worse val loss after the restart must not replace the persisted best.
-        ckpt.save(5, make_state(5), val_loss=1.7)
+        ckpt.save(5, make_state(5), score=1.7)
         ckpt.wait()
-        assert ckpt.best_val_loss() == 1.5
+        assert ckpt.best_score() == 1.5
     assert saved_steps(tmp_path / "best") == [4]
 
 
-def test_non_finite_val_loss_never_becomes_best(tmp_path):
+def test_non_finite_score_never_becomes_best(tmp_path):
     with PhaseCheckpoints(tmp_path, keep=3) as ckpt:
-        ckpt.save(1, make_state(1), val_loss=math.nan)
+        ckpt.save(1, make_state(1), score=math.nan)
         ckpt.wait()
-        assert ckpt.best_val_loss() == math.inf
+        assert ckpt.best_score() == math.inf
         with pytest.raises(FileNotFoundError):
             ckpt.restore_best(make_state(0))
-        ckpt.save(2, make_state(2), val_loss=2.0)
-        ckpt.save(3, make_state(3), val_loss=math.nan)
-        ckpt.save(4, make_state(4), val_loss=-math.inf)
+        ckpt.save(2, make_state(2), score=2.0)
+        ckpt.save(3, make_state(3), score=math.nan)
+        ckpt.save(4, make_state(4), score=-math.inf)
         ckpt.wait()
-        assert ckpt.best_val_loss() == 2.0
+        assert ckpt.best_score() == 2.0
         assert_trees_equal(ckpt.restore_best(make_state(0)), make_state(2))
     assert saved_steps(tmp_path / "best") == [2]
 
@@ -105,7 +105,7 @@ def test_data_iterator_resumes_where_it_was_saved(tmp_path):
 def test_empty_directory(tmp_path):
     with PhaseCheckpoints(tmp_path / "phase", keep=2) as ckpt:
         assert ckpt.latest_step() is None
-        assert ckpt.best_val_loss() == math.inf
+        assert ckpt.best_score() == math.inf
         assert ckpt.restore_latest(make_state(0)) is None
         with pytest.raises(FileNotFoundError, match=str(tmp_path / "phase" / "best")):
             ckpt.restore_best(make_state(0))

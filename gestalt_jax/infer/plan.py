@@ -43,9 +43,9 @@ def _logits_fn(model: Planner):
     return logits_fn
 
 
-def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
-    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction
-    and every quoted argument is a span of the (visible) goal."""
+def decode(model: Planner, params, goals: list[str], max_len: int) -> np.ndarray:
+    """Plan ids [B, T] (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted
+    argument a span of the (visible) goal."""
     visible = [visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
     prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
@@ -56,5 +56,9 @@ def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
     carry = (params, jnp.asarray(buf), jnp.asarray(lens))
     last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
     goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
-    ids = np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new, goal_BxG))
-    return [plan_fsm.parse(row) for row in ids]
+    return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new, goal_BxG))
+
+
+def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
+    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction."""
+    return [plan_fsm.parse(row) for row in decode(model, params, goals, max_len)]

@@ -144,6 +144,7 @@ def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
 def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int,
                        goal_BxG: jax.Array | None = None) -> jax.Array:
     """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new, PAD after.
+    One compiled while-loop, which ends when every row has emitted EOS.
 
     `logits_fn(carry, token_B, t) -> (carry, logits_BxV)` feeds token_B (at t=0 `last_B`,
     normally the prompt's last token; afterwards the token decoded at t-1) and returns the
@@ -167,8 +168,12 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     if goal_BxG is None:
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
 
-    def step(val, t):
-        carry, tok_B, state_B, match_BxG = val
+    def cond(val):
+        t, _, _, state_B, _, _ = val
+        return (t < max_new) & jnp.any(state_B != DONE)  # stop once every row has emitted EOS
+
+    def step(val):
+        t, carry, tok_B, state_B, match_BxG, out_BxT = val
         carry, logits_BxV = logits_fn(carry, tok_B, t)
         ok_BxV = cost_SxV[state_B] <= max_new - 1 - t
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
@@ -177,13 +182,14 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
         match_BxG = _advance_match(goal_BxG, match_BxG, tok_B, state_B)
-        return (carry, tok_B, next_SxV[state_B, tok_B], match_BxG), tok_B
+        out_BxT = jax.lax.dynamic_update_slice(out_BxT, tok_B[:, None], (0, t))
+        return t + 1, carry, tok_B, next_SxV[state_B, tok_B], match_BxG, out_BxT
 
     state_B = jnp.full((B,), START, jnp.int32)
     match_BxG = jnp.zeros(goal_BxG.shape, bool)
-    init = (carry, last_B.astype(jnp.int32), state_B, match_BxG)
-    _, ids_TxB = jax.lax.scan(step, init, jnp.arange(max_new))
-    return ids_TxB.T
+    out_BxT = jnp.full((B, max_new), pv.PAD, jnp.int32)
+    init = (jnp.int32(0), carry, last_B.astype(jnp.int32), state_B, match_BxG, out_BxT)
+    return jax.lax.while_loop(cond, step, init)[-1]
 
 
 def parse(ids: Sequence[int]) -> dict:

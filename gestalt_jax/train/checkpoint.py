@@ -1,13 +1,14 @@
-"""Phase checkpoints with Orbax: the newest few for resume, the single best by val loss for the result.
+"""Phase checkpoints with Orbax: the newest few for resume, the single best by its score for the result.
 
 One phase owns one directory with two `CheckpointManager`s, `latest/` and `best/`. They are separate
 because with `best_fn` set, Orbax's `max_to_keep` keeps the N best and deletes the newest when it is
 worse, which would leave nothing to resume from. Every step directory holds the items `state` (the
-TrainState), `metrics` (step and val loss, JSON), `config` (JSON, when given) and, in `latest/` only,
+TrainState), `metrics` (step and score, JSON), `config` (JSON, when given) and, in `latest/` only,
 `data` (the grain iterator state, one JSON file per process).
 
 Multi-host: every process calls every method with the same arguments (Orbax synchronises the
 processes and each one writes its shards); only the iterator state differs per process.
+A score is the phase's validation result, lower is better (val loss, or the goal phases' error).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def abstract_like(tree: Any, shardings: Any = None) -> Any:
 
 
 class PhaseCheckpoints:
-    """`<directory>/latest` keeps the newest `keep` checkpoints, `<directory>/best` the lowest val loss."""
+    """`<directory>/latest` keeps the newest `keep` checkpoints, `<directory>/best` the lowest score."""
 
     def __init__(self, directory: str | os.PathLike, keep: int):
         if keep < 1:
@@ -46,7 +47,7 @@ class PhaseCheckpoints:
         # in a background thread while training continues.
         self._latest = self._manager(LATEST, keep)
         self._best = self._manager(BEST, 1)
-        self._best_val_loss = self._read_best_val_loss()
+        self._best_score = self._read_best_score()
 
     def _manager(self, kind: str, keep: int) -> ocp.CheckpointManager:
         # Multi-process saves synchronise on barriers named by step: two managers saving the
@@ -65,18 +66,18 @@ class PhaseCheckpoints:
     def best_step(self) -> int | None:
         return self._best.latest_step()
 
-    def best_val_loss(self) -> float:
-        """The lowest finite val loss saved so far in this directory (inf when none)."""
-        return self._best_val_loss
+    def best_score(self) -> float:
+        """The lowest finite score saved so far in this directory (inf when none)."""
+        return self._best_score
 
     def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None = None,
-             val_loss: float | None = None, config_json: str | None = None) -> bool:
-        """Saves into latest, and into best when `val_loss` beats every earlier best. Returns False
+             score: float | None = None, config_json: str | None = None) -> bool:
+        """Saves into latest, and into best when `score` beats every earlier best. Returns False
         (nothing saved) when `step` is not newer than the latest saved step, as Orbax does."""
         step = int(step)
-        val_loss = None if val_loss is None else float(val_loss)
+        score = None if score is None else float(score)
         items = {"state": ocp.args.StandardSave(state),
-                 "metrics": ocp.args.JsonSave({"step": step, "val_loss": val_loss})}
+                 "metrics": ocp.args.JsonSave({"step": step, "score": score})}
         if config_json is not None:
             items["config"] = ocp.args.JsonSave(json.loads(config_json))
         best_items = dict(items)
@@ -87,9 +88,9 @@ class PhaseCheckpoints:
                             step, self._latest.directory, self._latest.latest_step())
             return False
         # NaN < x is False, but say it: a diverged run must never become the result.
-        if val_loss is not None and math.isfinite(val_loss) and val_loss < self._best_val_loss:
+        if score is not None and math.isfinite(score) and score < self._best_score:
             if self._best.save(step, args=ocp.args.Composite(**best_items)):
-                self._best_val_loss = val_loss
+                self._best_score = score
         return True
 
     def restore_latest(self, target_state: Any,
@@ -106,11 +107,11 @@ class PhaseCheckpoints:
         return self._restore(self._latest, step, items)["state"], step
 
     def restore_best(self, target_state: Any) -> Any:
-        """The state with the lowest val loss; `target_state` as in `restore_latest`."""
+        """The state with the lowest score; `target_state` as in `restore_latest`."""
         step = self._best.latest_step()
         if step is None:
             raise FileNotFoundError(
-                f"no best checkpoint in {self._best.directory}: no save with a finite val loss yet")
+                f"no best checkpoint in {self._best.directory}: no save with a finite score yet")
         items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
         return self._restore(self._best, step, items)["state"]
 
@@ -130,12 +131,12 @@ class PhaseCheckpoints:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _read_best_val_loss(self) -> float:
+    def _read_best_score(self) -> float:
         step = self._best.latest_step()
         if step is None:
             return math.inf
         metrics = self._restore(self._best, step, {"metrics": ocp.args.JsonRestore()})["metrics"]
-        return float(metrics["val_loss"])
+        return float(metrics["score"])
 
     @staticmethod
     def _restore(manager: ocp.CheckpointManager, step: int, items: dict) -> Any:

@@ -32,7 +32,7 @@ from gestalt_jax.train.phases import PhaseSpec
 @dataclasses.dataclass
 class PhaseResult:
     params: Any                 # best parameters; None when the phase was stopped early
-    best_val_loss: float
+    best_score: float           # PhaseSpec.score of the best evaluation (lower is better)
     best_step: int | None
     finished: bool = True
 
@@ -83,13 +83,17 @@ def concept_sim(concepts_NxD: np.ndarray) -> float:
 
 
 def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_records) -> dict[str, float]:
-    total, weight, concepts = 0.0, 0.0, []
+    total, weight, exact, count, concepts = 0.0, 0.0, 0.0, 0.0, []
     for local in val_batches:
         loss_sum, w, aux = eval_fn(params, global_batch(local, mesh))
         total, weight = total + float(loss_sum), weight + float(w)
         if name == "brain":
             concepts.append(np.asarray(multihost_utils.process_allgather(aux["concept"], tiled=True)))
+        else:
+            exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
     out = dict(val_loss=total / max(weight, 1e-9))
+    if name != "brain":
+        out["val_exact"] = exact / max(count, 1.0)
     if name == "brain":
         prompts, first = {}, []
         for i, r in enumerate(val_records):  # distinct prompts only
@@ -134,17 +138,33 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
             state, stopped = _train(c, spec, state, start, train_iter, steps, eval_fn, val_batches, mesh,
                                     checkpoints, writer)
             if stopped:
-                return PhaseResult(None, checkpoints.best_val_loss(), checkpoints.best_step(), finished=False)
+                return PhaseResult(None, checkpoints.best_score(), checkpoints.best_step(), finished=False)
             checkpoints.wait()
             if checkpoints.best_step() is None:
-                raise TrainingError(f"[{spec.name}] no checkpoint with a finite validation loss")
+                raise TrainingError(f"[{spec.name}] no checkpoint with a finite validation score")
             state = checkpoints.restore_best(ckpt_lib.abstract_like(state, shardings))
-            result = PhaseResult(state.params, checkpoints.best_val_loss(), checkpoints.best_step())
-            log(f"[{spec.name}] best val loss {result.best_val_loss:.4f} at step {result.best_step}")
+            result = PhaseResult(state.params, checkpoints.best_score(), checkpoints.best_step())
+            log(f"[{spec.name}] best {spec.score_name} {result.best_score:.4f} at step {result.best_step}")
             return result
         finally:  # a crash must not lose a save still in flight
             checkpoints.wait()
             checkpoints.close()
+
+
+def restore_best_params(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, mesh):
+    """The best parameters of a trained phase, placed on `mesh` by the rules table (call inside
+    `mesh_lib.activate(mesh)`); FileNotFoundError naming the directory when it was never trained."""
+    directory = Path(workdir) / "checkpoints" / spec.phase
+    if not (directory / ckpt_lib.BEST).is_dir():
+        raise FileNotFoundError(f"no trained {spec.name} in {directory}: run `gestalt train "
+                                f"--phases={spec.name}` with this --config and --workdir first")
+    model, _ = losses.component(c, spec.name, train=False)
+    optimizer = optim.make_optimizer(c[spec.phase])
+    sample = {k: v[None] for k, v in spec.example_fn(spec.val[0] if spec.val else spec.sources[0][0][0]).items()}
+    init, shardings = state_init(c, spec, model, optimizer, sample, mesh)
+    target = ckpt_lib.abstract_like(jax.eval_shape(init, jax.random.key(0)), shardings)
+    with ckpt_lib.PhaseCheckpoints(directory, keep=1) as checkpoints:
+        return checkpoints.restore_best(target).params
 
 
 class CompiledSteps:
@@ -176,7 +196,7 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
     """The step loop; returns (state, stopped by debug.stop_after_steps)."""
     p = c[spec.phase]
     lr_at = optim.schedule(p, p.lr)
-    best, best_step = checkpoints.best_val_loss(), checkpoints.best_step()
+    best, best_step = checkpoints.best_score(), checkpoints.best_step()
     bad_evals = 0 if best_step is None else max(0, (start - best_step) // p.eval_every)
     if start >= p.steps or bad_evals >= p.patience:
         log(f"[{spec.name}] already finished at step {start}")
@@ -219,9 +239,9 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
         log(progress(spec.name, done, p.steps, values, t_phase))
         writer.write(spec.name, done, values)
         window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()
-        val = values.get("val_loss")
-        if is_eval and not math.isfinite(val):
-            raise TrainingError(f"[{spec.name}] step {done}: validation loss is {val}")
+        val = spec.score(values) if is_eval else None
+        if is_eval and not math.isfinite(values["val_loss"]):
+            raise TrainingError(f"[{spec.name}] step {done}: validation loss is {values['val_loss']}")
         if is_eval or stop:
             checkpoints.save(done, state, train_iter, val, config_json)
         if stop:
@@ -234,8 +254,8 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
         else:
             bad_evals += 1
             if bad_evals >= p.patience:
-                log(f"[{spec.name}] early stop at step {done}: no val improvement in {p.patience} "
-                    f"evaluations (best {best:.4f})")
+                log(f"[{spec.name}] early stop at step {done}: no {spec.score_name} improvement in "
+                    f"{p.patience} evaluations (best {best:.4f})")
                 break
     return state, False
 

@@ -16,6 +16,7 @@ from gestalt_jax.model.policy import ARG_KINDS, build_policy
 
 LossFn = Callable[[dict, dict, jax.Array], tuple[jax.Array, dict]]
 COMPONENTS = ("brain", "planner", "policy")
+_SPAN, _FROM = ARG_KINDS.index("span"), ARG_KINDS.index("from")
 
 
 def weighted_ce(logits_BxTxV, targets_BxT, weights_BxT):
@@ -44,14 +45,18 @@ def planner_loss(model: nn.Module) -> LossFn:
     def loss(params, batch, rng):
         logits = model.apply({"params": params}, batch["inputs"], rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["targets"], batch["weights"])
-        return ce, dict(loss=ce, weight=_weight(batch["weights"]))
+        # Teacher-forced exact match: every plan token is the argmax, so greedy decoding
+        # reproduces the whole plan (the FSM never masks a grammatical target).
+        trained_BxT = batch["weights"] > 0
+        wrong_BxT = (jnp.argmax(logits, -1) != batch["targets"]) & trained_BxT
+        real_B = jnp.any(trained_BxT, axis=1)
+        return ce, dict(loss=ce, weight=_weight(batch["weights"]), examples=_weight(real_B),
+                        exact=_weight(real_B & ~jnp.any(wrong_BxT, axis=1)))
     return loss
 
 
 def policy_loss(model: nn.Module, c: ml_collections.ConfigDict) -> LossFn:
     """Weighted sum of cross-entropies; span/step arguments count only where their kind applies."""
-    span, from_ = ARG_KINDS.index("span"), ARG_KINDS.index("from")
-
     def loss(params, batch, rng):
         out = model.apply({"params": params}, batch["ids"], rngs={"dropout": rng})
         # example_w [B] zeroes the padding rows of a final eval batch.
@@ -60,14 +65,26 @@ def policy_loss(model: nn.Module, c: ml_collections.ConfigDict) -> LossFn:
         actions = weighted_ce(out["actions"], batch["actions"], jnp.broadcast_to(ex_Bx1, batch["actions"].shape))
         kind = batch["arg_kind"]
         args = (weighted_ce(out["arg_kind"], kind, jnp.broadcast_to(ex_Bx1, kind.shape))
-                + weighted_ce(out["span_start"], batch["span_start"], (kind == span) * ex_Bx1)
-                + weighted_ce(out["span_end"], batch["span_end"], (kind == span) * ex_Bx1)
-                + weighted_ce(out["from_step"], batch["from_step"], (kind == from_) * ex_Bx1)
-                + weighted_ce(out["pick"], batch["pick"], (kind == from_) * ex_Bx1))
+                + weighted_ce(out["span_start"], batch["span_start"], (kind == _SPAN) * ex_Bx1)
+                + weighted_ce(out["span_end"], batch["span_end"], (kind == _SPAN) * ex_Bx1)
+                + weighted_ce(out["from_step"], batch["from_step"], (kind == _FROM) * ex_Bx1)
+                + weighted_ce(out["pick"], batch["pick"], (kind == _FROM) * ex_Bx1))
         p = c.policy
         total = p.intent_weight * intent + p.action_weight * actions + p.arg_weight * args
-        return total, dict(loss=total, weight=_weight(ex_Bx1), intent=intent, actions=actions, args=args)
+        return total, dict(loss=total, weight=_weight(ex_Bx1), intent=intent, actions=actions, args=args,
+                           examples=_weight(ex_Bx1), exact=jnp.sum(ex_Bx1[:, 0] * _policy_exact(out, batch)))
     return loss
+
+
+def _policy_exact(out: dict, batch: dict) -> jax.Array:
+    """[B] whether every head's argmax is right: intent, each action slot, and each argument
+    channel's kind with its span ends or its step and pick."""
+    def hit(name):
+        return jnp.argmax(out[name], -1) == batch[name]
+    kind = batch["arg_kind"]
+    args_BxC = (hit("arg_kind") & ((kind != _SPAN) | (hit("span_start") & hit("span_end")))
+                & ((kind != _FROM) | (hit("from_step") & hit("pick"))))
+    return hit("intent") & jnp.all(hit("actions"), -1) & jnp.all(args_BxC, -1)
 
 
 def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.Module, LossFn]:

@@ -70,7 +70,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "
                 f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")
             result = loop.run_phase(c, spec, workdir, resume, writer)
-            summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_val_loss=result.best_val_loss,
+            summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
                                            best_step=result.best_step, finished=result.finished)
             if not result.finished:
                 break
@@ -80,7 +80,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     loop.write_json(workdir / "summary.json", summary)
     for name, s in summary["phases"].items():
         state = "" if s["finished"] else " (stopped; --resume continues)"
-        log(f"[summary] {name}: best val loss {s['best_val_loss']:.4f} at step {s['best_step']}, "
+        log(f"[summary] {name}: best score {s['best_score']:.4f} at step {s['best_step']}, "
             f"{s['seconds']:.0f}s{state}")
     log(f"[summary] done in {summary['seconds']:.0f}s; results in {workdir}")
     return summary

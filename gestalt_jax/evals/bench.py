@@ -1,0 +1,120 @@
+"""`gestalt eval` on goals: the trained planner and policy on the built-in benches and user benches.
+
+Built-in benches: `train` and `val` (the seeded split of config.data.goals_file that training
+used) and `held_out` (config.data.goals_held_out: phrasings never trained on). Any
+`--bench=FILE.jsonl` in the same format is scored too, under its file name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import ml_collections
+
+from gestalt_jax.data import examples, pipeline
+from gestalt_jax.evals import goals as goal_scores
+from gestalt_jax.infer import plan as plan_lib
+from gestalt_jax.infer import plan_fsm
+from gestalt_jax.infer import policy as policy_lib
+from gestalt_jax.model.planner import build_planner
+from gestalt_jax.model.policy import build_policy
+from gestalt_jax.train import loop, phases
+from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.train.metrics import log
+
+# The scores `gestalt eval --json` prints per bench (with n), as documented in the README.
+JSON_METRICS = ("intent_acc", "planner_actions_acc", "policy_actions_acc", "args_acc", "parse_rate",
+                "agreement")
+SHOW_FAILURES = 5  # per bench on the console; all of them go to the workdir
+
+
+def builtin_benches(c: ml_collections.ConfigDict) -> dict[str, list[dict]]:
+    goals = examples.load_goals(c.data.goals_file)
+    train, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
+    benches = dict(train=train, val=val)
+    if c.data.goals_held_out:
+        benches["held_out"] = examples.load_goals(c.data.goals_held_out)
+    return benches
+
+
+def user_benches(files: Sequence[str], taken: Sequence[str]) -> dict[str, list[dict]]:
+    """Each file under its stem (made unique against `taken` and each other)."""
+    out = {}
+    for f in files:
+        name = Path(f).stem
+        while name in out or name in taken:
+            name += "_"
+        out[name] = examples.load_goals(f)
+    return out
+
+
+def predict(c: ml_collections.ConfigDict, planner_params, policy_params,
+            records: Sequence[dict], batch_size: int) -> tuple[list, list]:
+    """(plans, policy predictions) for records; a plan is None when its ids do not parse."""
+    goals = [r["goal"] for r in records]
+    planner, policy = build_planner(c), build_policy(c)
+    plans = []
+    for i in range(0, len(goals), batch_size):
+        for row in plan_lib.decode(planner, planner_params, goals[i : i + batch_size], c.planner.max_len):
+            try:
+                plans.append(plan_fsm.parse(row))
+            except ValueError:
+                plans.append(None)
+    return plans, policy_lib.predict(policy, policy_params, goals, c.policy.max_len, batch_size)
+
+
+def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Sequence[str] = (),
+             builtin: bool = True) -> dict:
+    """Scores per bench ({bench: metrics}); writes workdir/eval/goals.json and
+    workdir/eval/failures_<bench>.jsonl, and prints a table and the first failures."""
+    workdir = Path(workdir)
+    benches = builtin_benches(c) if builtin else {}
+    benches.update(user_benches(bench_files, list(benches)))
+    mesh = mesh_lib.make_mesh(c)
+    with mesh_lib.activate(mesh):
+        params = {name: loop.restore_best_params(c, phases.goal_spec(c, name), workdir, mesh)
+                  for name in ("planner", "policy")}
+        out_dir = workdir / "eval"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for name, records in benches.items():
+            t = time.time()
+            plans, policy = predict(c, params["planner"], params["policy"], records, c.eval.batch_size)
+            metrics, failures = goal_scores.score(records, plans, policy)
+            metrics["seconds"] = round(time.time() - t, 1)
+            results[name] = metrics
+            with open(out_dir / f"failures_{name}.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in failures)
+            _show_failures(name, failures)
+    loop.write_json(out_dir / "goals.json", results)
+    log(table(results))
+    log(f"[eval] per-goal failures in {out_dir}/failures_<bench>.jsonl; summary in {out_dir / 'goals.json'}")
+    return results
+
+
+def _show_failures(bench: str, failures: list[dict]) -> None:
+    for x in failures[:SHOW_FAILURES]:
+        log(f"[eval:{bench}] {x['where']} {x['goal']!r} wrong: {', '.join(x['wrong'])}\n"
+            f"    expected {x['expected']['intent']}: {goal_scores.steps_text(x['expected']['steps'])}\n"
+            f"    planner  {goal_scores.steps_text(x['planner'])}\n"
+            f"    policy   {x['policy']['intent']}: {goal_scores.steps_text(x['policy']['steps'])}")
+    if len(failures) > SHOW_FAILURES:
+        log(f"[eval:{bench}] ... {len(failures) - SHOW_FAILURES} more failures")
+
+
+_COLUMNS = (("n", "n"), ("intent", "intent_acc"), ("planner", "planner_actions_acc"),
+            ("policy", "policy_actions_acc"), ("args", "args_acc"), ("pol.args", "policy_args_acc"),
+            ("parse", "parse_rate"), ("agree", "agreement"))
+
+
+def table(results: dict[str, dict]) -> str:
+    """Markdown table: one row per bench, accuracies in percent."""
+    head = "| bench | " + " | ".join(c for c, _ in _COLUMNS) + " |"
+    rows = [head, "|" + "---|" * (len(_COLUMNS) + 1)]
+    for name, m in results.items():
+        cells = [str(m["n"])] + ["-" if m[k] is None else f"{100 * m[k]:.1f}" for _, k in _COLUMNS[1:]]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
