@@ -113,6 +113,7 @@ def base() -> ml_collections.ConfigDict:
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
+        goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
         val_frac=0.1,
         split_seed=0,
         shuffle_seed=0,
@@ -235,6 +236,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.sft.memory_pool >= c.sft.batch_size, "sft.memory_pool",
          f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
+    need(0 <= c.data.goal_augment <= 1, "data.goal_augment", "must lie in [0, 1]")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gestalt_jax.data import augment
 from gestalt_jax.data import examples as ex
 from gestalt_jax.data import formats, masks, pipeline
 from gestalt_jax.text import bytes as byte_tok
@@ -203,10 +204,12 @@ def test_batch_size_must_divide_by_process_count():
         pipeline.train_iterator([(numbered(8), 1.0)], as_arrays, 10, seed=0, process_count=4)
 
 
-def test_restored_iterator_yields_identical_batches():
+@pytest.mark.parametrize("rewrite", [None, functools.partial(augment.sometimes, p=0.5)])
+def test_restored_iterator_yields_identical_batches(rewrite):
     goals = ex.load_goals(GOALS)
     make = lambda: pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)],
-                                           functools.partial(ex.planner_example, max_len=96), 6, seed=7)
+                                           functools.partial(ex.planner_example, max_len=96), 6, seed=7,
+                                           augment=rewrite)
     it = make()
     for _ in range(9):
         next(it)
@@ -289,3 +292,35 @@ def test_policy_label_out_of_range_is_named(real_batches):
         masks.validate("policy", bad)
     with pytest.raises(ex.DataError, match="trained share"):
         masks.validate("policy", dict(real_batches["policy"][0], example_w=np.zeros(16, np.float32)))
+
+
+# ---------------------------------------------------------------- goal augmentation
+
+def test_augmented_goals_keep_their_labels_and_copy_new_arguments():
+    goals = ex.load_goals(GOALS)
+    rng = np.random.default_rng(0)
+    new_args = rewritten = 0
+    for _ in range(3):
+        for r in goals:
+            a = augment.augment(r, rng)
+            assert ex.goal_problem(a) is None, a  # every span is still in the goal
+            assert (a["intent"], a["actions"]) == (r["intent"], r["actions"])
+            old_args, args = r.get("args") or [], a.get("args") or []
+            assert [sorted(x) for x in old_args] == [sorted(x) for x in args]
+            rewritten += a["goal"] != r["goal"]
+            new_args += any(x != y for x, y in zip(old_args, args))
+            for x, y in zip(old_args, args):  # references to earlier steps are never rewritten
+                assert {k: v for k, v in x.items() if isinstance(v, dict)} == \
+                       {k: v for k, v in y.items() if isinstance(v, dict)}
+    assert rewritten > len(goals) and new_args > len(goals) // 4
+
+
+def test_augmented_path_keeps_its_shape():
+    rng = np.random.default_rng(1)
+    for old in ("src/app/main.py", "./migrations", "patches/fix-1.patch", "/etc/hosts", "docs/"):
+        for _ in range(20):
+            new = augment.new_value("path", old, rng)
+            assert new.startswith("./") == old.startswith("./") and new.startswith("/") == old.startswith("/")
+            assert new.endswith("/") == old.endswith("/")
+            assert old.endswith(".patch") <= new.endswith(".patch")
+    assert augment.new_value("text", "the VPN", rng) is None  # free text is kept

@@ -42,6 +42,10 @@ def local_batch_size(batch_size: int, process_count: int) -> int:
     return batch_size // process_count
 
 
+# augment(record, rng) -> record: a per-draw rewrite (data/augment.py), seeded by the draw's index.
+Augment = Callable[[object, np.random.Generator], object]
+
+
 class _EpochOrder:
     """Element k of one source's endless stream: epoch k // n in its own seeded order.
 
@@ -51,8 +55,8 @@ class _EpochOrder:
     (seed, index) at a negligible cost.
     """
 
-    def __init__(self, records: Sequence, seed: int, source: int):
-        self.records, self.key = list(records), (seed, source)
+    def __init__(self, records: Sequence, seed: int, source: int, augment: Augment | None = None):
+        self.records, self.key, self.augment = list(records), (seed, source), augment
         self.order = functools.lru_cache(maxsize=4)(self._order)
 
     def _order(self, epoch: int) -> np.ndarray:
@@ -60,12 +64,15 @@ class _EpochOrder:
 
     def __call__(self, k: int):
         epoch, i = divmod(int(k), len(self.records))
-        return self.records[self.order(epoch)[i]]
+        record = self.records[self.order(epoch)[i]]
+        if self.augment is None:
+            return record
+        return self.augment(record, np.random.default_rng([*self.key, int(k), 1]))
 
 
 def train_dataset(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
                   batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1) -> grain.MapDataset:
+                  process_count: int = 1, augment: Augment | None = None) -> grain.MapDataset:
     """The endless batched MapDataset of `train_iterator` (index = this process's step)."""
     local = local_batch_size(batch_size, process_count)
     if not 0 <= process_index < process_count:
@@ -77,7 +84,7 @@ def train_dataset(sources: Sequence[tuple[Sequence, float]], example_fn: Callabl
             raise DataError(f"training source {i} has no records")
         if weight <= 0:
             raise DataError(f"training source {i} has weight {weight}; weights must be > 0")
-    parts = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i))
+    parts = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i, augment))
              for i, (records, _) in enumerate(sources)]
     mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, [w for _, w in sources])
     return mixed[process_index::process_count].map(example_fn).batch(local, drop_remainder=True,
@@ -86,13 +93,15 @@ def train_dataset(sources: Sequence[tuple[Sequence, float]], example_fn: Callabl
 
 def train_iterator(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
                    batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
-                   read_options: grain.ReadOptions | None = None) -> grain.DatasetIterator:
+                   read_options: grain.ReadOptions | None = None,
+                   augment: Augment | None = None) -> grain.DatasetIterator:
     """Endless iterator of this process's batches (dicts of [batch_size // process_count, ...]).
 
-    `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays.
+    `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays;
+    `augment`, when given, rewrites each drawn record first.
     Save and restore the position with `get_state()` / `set_state()`.
     """
-    ds = train_dataset(sources, example_fn, batch_size, seed, process_index, process_count)
+    ds = train_dataset(sources, example_fn, batch_size, seed, process_index, process_count, augment)
     # Records are in memory and encoding takes microseconds: grain's advice for that case is
     # no reader threads (they only contend for the GIL). Callers may pass their own.
     options = read_options or grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)

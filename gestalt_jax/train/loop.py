@@ -121,7 +121,8 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
     optimizer = optim.make_optimizer(p)
     val_batches = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size, pid, nproc)
     log(masks.summary(spec.name, masks.validate(spec.name, val_batches[0])))
-    train_iter = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed, pid, nproc)
+    train_iter = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed, pid, nproc,
+                                         augment=spec.augment)
 
     with mesh_lib.activate(mesh):
         state, shardings = create_state(c, spec, model, optimizer, val_batches[0], mesh)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gestalt_jax.data import examples, formats, pipeline
+from gestalt_jax.data import augment, examples, formats, pipeline
 from gestalt_jax.model.brain import MEMORY_PATHS
 from gestalt_jax.model.policy import ARG_KINDS
 from gestalt_jax.text import bytes as byte_tok
@@ -43,6 +43,7 @@ class PhaseSpec:
 
     # What picks the best checkpoint and drives early stopping: a function of the evaluation's
     # values, lower is better, named for the logs.
+    augment: pipeline.Augment | None = None     # rewrites each drawn training record
     score: Callable[[dict], float] = lambda values: values["val_loss"]
     score_name: str = "val loss"
 
@@ -137,6 +138,8 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     spec.score, spec.score_name = goal_score, "val error (+1e-3 val loss)"
+    if c.data.goal_augment > 0:
+        spec.augment = functools.partial(augment.sometimes, p=c.data.goal_augment)
     return spec
 
 

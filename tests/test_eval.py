@@ -1,0 +1,103 @@
+"""`gestalt eval` on goals: scoring, a user bench file, and goals whose arguments round-trip
+through training, planning and the policy into concrete values."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.evals import bench
+from gestalt_jax.evals import goals as goal_scores
+from gestalt_jax.train import pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+PATH_GOAL = {"goal": "open crates/net-io/src/Socket_v2.rs please", "intent": "READ_FILE",
+             "actions": ["READ_FILE"], "args": [{"path": "crates/net-io/src/Socket_v2.rs"}]}
+IDENT_GOAL = {"goal": "where is parseConfigV2 defined? open it", "intent": "COMPOSITE",
+              "actions": ["SEARCH", "READ_FILE"],
+              "args": [{"pattern": "parseConfigV2"}, {"path": {"from": 1, "pick": 1}}]}
+
+
+def _write(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_score_counts_each_metric_on_its_own():
+    records = [dict(PATH_GOAL, _where="b:1"), dict(IDENT_GOAL, _where="b:2"),
+               {"goal": "hi", "intent": "CONVERSATION", "actions": ["TALK"], "_where": "b:3"}]
+    steps = [[{"tool": "READ_FILE", "args": {"path": "crates/net-io/src/Socket_v2.rs"}}],
+             [{"tool": "SEARCH", "args": {"pattern": "parseConfig"}},  # wrong span
+              {"tool": "READ_FILE", "args": {"path": {"from": 1, "pick": 1}}}],
+             [{"tool": "TALK", "args": {}}]]
+    plans = [{"steps": steps[0]}, {"steps": steps[1]}, None]  # the third did not parse
+    policy = [{"intent": "READ_FILE", "steps": steps[0]}, {"intent": "SEARCH", "steps": steps[1]},
+              {"intent": "CONVERSATION", "steps": [{"tool": "SEARCH", "args": {}}]}]
+    metrics, failures = goal_scores.score(records, plans, policy)
+    assert metrics == dict(n=3, n_args=2, intent_acc=2 / 3, planner_actions_acc=2 / 3, policy_actions_acc=2 / 3,
+                           args_acc=1 / 2, policy_args_acc=1 / 2, parse_rate=2 / 3, agreement=2 / 3)
+    assert [f["where"] for f in failures] == ["b:2", "b:3"]
+    assert set(failures[0]["wrong"]) == {"intent_acc", "args_acc", "policy_args_acc"}
+    assert set(failures[1]["wrong"]) == {"planner_actions_acc", "policy_actions_acc", "parse_rate", "agreement"}
+
+
+def test_scores_without_labelled_arguments_are_none():
+    r = {"goal": "hi", "intent": "CONVERSATION", "actions": ["TALK"]}
+    talk = {"steps": [{"tool": "TALK", "args": {}}]}
+    metrics, failures = goal_scores.score([r], [talk], [dict(talk, intent="CONVERSATION")])
+    assert metrics["args_acc"] is None and metrics["policy_args_acc"] is None and not failures
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The test tier's planner and policy overfit on two goals (each written 10 times, so the
+    seeded val split holds copies of both)."""
+    workdir = tmp_path_factory.mktemp("run")
+    c = config_lib.load_tier("test")
+    c.data.goals_file = str(_write(workdir / "goals.jsonl", [PATH_GOAL, IDENT_GOAL] * 10))
+    c.data.goal_augment = 0.0
+    for phase in ("planner_sft", "policy_sft"):
+        c[phase].update(steps=150, eval_every=50, lr=3e-3, batch_size=8)
+    pipeline.train(c, workdir, "planner,policy", resume=False)
+    return c, workdir
+
+
+def test_path_and_identifier_round_trip_into_concrete_arguments(trained):
+    c, workdir = trained
+    bench_file = _write(workdir / "mine.jsonl", [PATH_GOAL, IDENT_GOAL])
+    results = bench.evaluate(c, workdir, [str(bench_file)], builtin=False)
+    m = results["mine"]
+    assert (m["n"], m["parse_rate"], m["planner_actions_acc"], m["args_acc"]) == (2, 1.0, 1.0, 1.0)
+    assert (m["policy_actions_acc"], m["policy_args_acc"], m["intent_acc"], m["agreement"]) == (1.0, 1.0, 1.0, 1.0)
+    assert json.loads((workdir / "eval" / "goals.json").read_text())["mine"]["args_acc"] == 1.0
+    assert (workdir / "eval" / "failures_mine.jsonl").read_text() == ""
+
+
+def test_eval_command_on_a_user_bench_prints_json_last(trained, tmp_path):
+    c, workdir = trained
+    wrong = dict(PATH_GOAL, intent="LIST_FILES", actions=["LIST_FILES"], args=[{"path": "crates/net-io"}])
+    bench_file = _write(tmp_path / "user.jsonl", [IDENT_GOAL, wrong])
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
+                        f"--workdir={workdir}", f"--config.data.goals_file={c.data.goals_file}",
+                        f"--bench={bench_file}", "--json"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(scores) == {"train", "val", "held_out", "user"}
+    assert set(scores["user"]) == {"n", *bench.JSON_METRICS}
+    assert scores["user"]["n"] == 2 and scores["user"]["planner_actions_acc"] == 0.5
+    assert all(0.0 <= v <= 1.0 for s in scores.values() for k, v in s.items() if k != "n" and v is not None)
+    failures = [json.loads(x) for x in (workdir / "eval" / "failures_user.jsonl").read_text().splitlines()]
+    assert [f["goal"] for f in failures] == [wrong["goal"]]
+    assert failures[0]["planner"][0]["tool"] == "READ_FILE"  # both predictions are kept
+    assert "READ_FILE" in r.stdout + r.stderr
+
+
+def test_eval_without_a_trained_model_names_the_directory(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
+                        f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 1
+    assert f"no trained planner in {tmp_path}/checkpoints/planner_sft" in r.stderr
