@@ -53,7 +53,7 @@ def decode_loop(step: StepFn, state, logits_BxV, key, max_new: int, sampling: Sa
 
 def _cached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, max_new: int):
     """Prefilled KV cache and the logits after BOS, plus the step that feeds one token at a time."""
-    B, N, _ = prefix_BxNxD.shape
+    B = prefix_BxNxD.shape[0]
     text_len = 1 + max_new  # BOS + every generated token: the cache's text capacity
     dec = LanguageDecoder(decoder.cfg, decoder.vocab, decode=True)
     # Initialising at the full length allocates the cache with room for N + 1 + max_new keys.
