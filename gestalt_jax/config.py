@@ -113,6 +113,7 @@ def base() -> ml_collections.ConfigDict:
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
+        goals_extra="",           # comma-separated path or path:weight: more training goals, never validated on
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
         val_frac=0.1,
         split_seed=0,
@@ -254,25 +255,26 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     if check_files:
         for key in ("data.goals_file", "data.goals_held_out"):
             need(Path(given[key]).is_file(), key, "no such file")
-        for entry in talk_entries(c.data.talk_files):
-            if not Path(entry[0]).is_file():
-                raise ConfigError(f"config.data.talk_files: no such file {entry[0]!r}")
+        for key in ("data.talk_files", "data.goals_extra"):
+            for path, _ in weighted_files(given[key], key, allow_empty=key == "data.goals_extra"):
+                if not Path(path).is_file():
+                    raise ConfigError(f"config.{key}: no such file {path!r}")
 
 
-def talk_entries(spec: str) -> list[tuple[str, float]]:
-    """Parse `path[:weight],path[:weight]` into (path, weight) pairs."""
+def weighted_files(spec: str, key: str = "data.talk_files", allow_empty: bool = False) -> list[tuple[str, float]]:
+    """Parse `path[:weight],path[:weight]` (the value of config.<key>) into (path, weight) pairs."""
     out = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         path, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
         try:
             w = float(weight)
         except ValueError:
-            raise ConfigError(f"config.data.talk_files: bad weight in {part!r}") from None
+            raise ConfigError(f"config.{key}: bad weight in {part!r}") from None
         if w <= 0:
-            raise ConfigError(f"config.data.talk_files: weight must be > 0 in {part!r}")
+            raise ConfigError(f"config.{key}: weight must be > 0 in {part!r}")
         out.append((path, w))
-    if not out:
-        raise ConfigError("config.data.talk_files: no file given")
+    if not out and not allow_empty:
+        raise ConfigError(f"config.{key}: no file given")
     return out
 
 

@@ -59,7 +59,7 @@ def test_batch_must_split_over_data_parallel_devices():
 
 
 def test_talk_files_weights():
-    assert config_lib.talk_entries("a.jsonl, b.jsonl:2.5") == [("a.jsonl", 1.0), ("b.jsonl", 2.5)]
-    assert config_lib.talk_entries("C:/data/x.jsonl") == [("C:/data/x.jsonl", 1.0)]
+    assert config_lib.weighted_files("a.jsonl, b.jsonl:2.5") == [("a.jsonl", 1.0), ("b.jsonl", 2.5)]
+    assert config_lib.weighted_files("C:/data/x.jsonl") == [("C:/data/x.jsonl", 1.0)]
     with pytest.raises(ConfigError, match="weight"):
-        config_lib.talk_entries("a.jsonl:0")
+        config_lib.weighted_files("a.jsonl:0")

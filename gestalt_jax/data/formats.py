@@ -90,4 +90,4 @@ def load_talk_file(path: str | Path) -> list[dict]:
 
 def load_talk(spec: str) -> list[tuple[list[dict], float]]:
     """(pairs, weight) per file of a comma-separated `path[:weight]` list (config.data.talk_files)."""
-    return [(load_talk_file(path), weight) for path, weight in config_lib.talk_entries(spec)]
+    return [(load_talk_file(path), weight) for path, weight in config_lib.weighted_files(spec)]

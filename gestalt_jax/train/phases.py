@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gestalt_jax import config as config_lib
 from gestalt_jax.data import augment, examples, formats, pipeline
 from gestalt_jax.model.brain import MEMORY_PATHS
 from gestalt_jax.model.policy import ARG_KINDS
@@ -133,7 +134,12 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         fn, truncated, phase = examples.policy_example, examples.policy_truncated, "policy_sft"
         max_len = c.policy.max_len
     examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
-    spec = PhaseSpec(name, phase, [(train_part, 1.0)], val, functools.partial(fn, max_len=max_len),
+    sources = [(train_part, 1.0)]
+    for path, weight in config_lib.weighted_files(c.data.goals_extra, "data.goals_extra", allow_empty=True):
+        extra = examples.load_goals(path)
+        examples.warn_truncated(extra, functools.partial(truncated, max_len=max_len))
+        sources.append((extra, weight))
+    spec = PhaseSpec(name, phase, sources, val, functools.partial(fn, max_len=max_len),
                      token_keys=("inputs",) if name == "planner" else ("ids",))
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
