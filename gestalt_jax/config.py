@@ -113,7 +113,8 @@ def base() -> ml_collections.ConfigDict:
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
-        goals_extra="",           # comma-separated path or path:weight: more training goals, never validated on
+        # comma-separated path or path:weight: more training goals, never validated on
+        goals_extra=str(DATASETS / "goals" / "synthetic.jsonl"),
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
         val_frac=0.1,
         split_seed=0,

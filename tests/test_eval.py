@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     c = config_lib.load_tier("test")
     c.data.goals_file = str(_write(workdir / "goals.jsonl", [PATH_GOAL, IDENT_GOAL] * 10))
-    c.data.goal_augment = 0.0
+    c.data.update(goal_augment=0.0, goals_extra="")
     for phase in ("planner_sft", "policy_sft"):
         c[phase].update(steps=150, eval_every=50, lr=3e-3, batch_size=8)
     pipeline.train(c, workdir, "planner,policy", resume=False)
