@@ -217,3 +217,6 @@ def test_loss_weights():
     np.testing.assert_allclose(w[P:], [0.1, 1, 1, 1, 0, 0])
     batch = pv.loss_weights(np.array([ids, ids]), np.array([P, P + 1]))
     assert batch.shape == (2, len(ids)) and batch[1, P] == 0 and batch[0, P] == np.float32(0.1)
+    # A later STEP decides between going on and ending the plan: full weight.
+    two = prompt + pv.encode_plan([{"tool": "RUN_TESTS", "args": {}}, {"tool": "FIX_TESTS", "args": {}}])
+    np.testing.assert_allclose(pv.loss_weights(np.array(two), P)[P:], [0.1, 1, 1, 1, 1, 1])

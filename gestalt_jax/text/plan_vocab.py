@@ -247,12 +247,17 @@ def decode_plan(ids: Sequence[int]) -> dict:
 
 
 def loss_weights(ids: np.ndarray, prompt_len) -> np.ndarray:
-    """float32 weights shaped like ids [..., L]: 0 on prompt and PAD, 0.1 on STEP, 1 else.
+    """float32 weights shaped like ids [..., L]: 0 on prompt and PAD, 0.1 on the plan's first
+    STEP, 1 else.
 
-    STEP is down-weighted because it is frequent and trivially predictable; at full
-    weight it dominates the planner loss.
+    The first STEP is down-weighted because it is frequent and trivially predictable (every
+    plan without THINK starts with it). Every later STEP is the decision to go on rather
+    than end with EOP, as hard as any token; at 0.1 the planner learned to end multi-step
+    plans early.
     """
     ids_xL = np.asarray(ids)
-    in_plan = np.arange(ids_xL.shape[-1]) >= np.asarray(prompt_len)[..., None]
-    w = np.where(ids_xL == STEP, 0.1, 1.0).astype(np.float32)
+    pos = np.arange(ids_xL.shape[-1])
+    in_plan = pos >= np.asarray(prompt_len)[..., None]
+    first = pos == np.asarray(prompt_len)[..., None]
+    w = np.where((ids_xL == STEP) & first, 0.1, 1.0).astype(np.float32)
     return np.where(in_plan & (ids_xL != PAD), w, 0.0).astype(np.float32)
