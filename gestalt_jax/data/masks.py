@@ -81,8 +81,9 @@ def _planner(batch: dict) -> dict:
           "the plan starts after a prompt that does not end in '\\nPlan\\n'")
     # Rows with no trained position at all are eval padding, whose weights are zeroed on purpose.
     step = ~in_prompt & (tgt == plan_vocab.STEP) & trained.any(axis=1, keepdims=True)
-    _fail("planner", "STEP targets weigh 0.1", step & ~np.isclose(w, 0.1),
-          "a STEP target whose weight is not 0.1")
+    first = np.arange(tgt.shape[1]) == prompt_len_B[:, None]
+    _fail("planner", "the first STEP target weighs 0.1, later ones 1", step & ~np.isclose(w, np.where(first, 0.1, 1.0)),
+          "a STEP target weighted other than 0.1 (the plan's first token) or 1 (a later step)")
     plan_len = np.sum(~in_prompt & (tgt != plan_vocab.PAD), axis=1)
     return dict(trained_share=share, prompt_len=float(np.mean(prompt_len_B)),
                 plan_len=float(np.mean(plan_len)))
