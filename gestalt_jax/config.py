@@ -125,6 +125,22 @@ def base() -> ml_collections.ConfigDict:
         batch_size=64,            # goals decoded together by `gestalt eval`
     ))
 
+    c.gen = ml_collections.ConfigDict(dict(
+        # Reply decoding (infer/sampling.Sampling); talk metrics use plain argmax instead.
+        temperature=0.0,          # below 0.01: the argmax of the penalised logits
+        top_k=40,                 # keep the k most likely tokens (< 1: all)
+        top_p=0.9,                # then the smallest set holding this probability (1: all)
+        ngram=4,                  # a token that would repeat an n-gram of the reply is penalised (< 1: off)
+        ngram_penalty=2.0,        # by this factor (1: off)
+        seed=0,                   # sampled gallery replies and the training prompts the talk metrics draw
+        batch_size=64,            # prompts generated together (talk metrics, gallery)
+        talk_eval_max=256,        # training prompts (and held-out ones) the talk metrics score at most
+        held_out_file=str(DATASETS / "talk" / "held_out.jsonl"),  # {prompt, reference}; "": no held-out chrF
+        gallery_file=str(DATASETS / "talk" / "gallery.jsonl"),    # {prompt, category}
+        gallery_temperatures=(0.5, 0.7, 1.0),
+        gallery_sampled=2,        # prompts per category also sampled at each gallery temperature
+    ))
+
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
@@ -244,6 +260,15 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")
     need(c.check.batch_size >= 1, "check.batch_size", "must be >= 1")
     need(c.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+    need(c.gen.temperature >= 0, "gen.temperature", "must be >= 0")
+    need(0 < c.gen.top_p <= 1, "gen.top_p", "must lie in (0, 1]")
+    need(c.gen.ngram_penalty > 0, "gen.ngram_penalty", "must be > 0")
+    for k in ("batch_size", "talk_eval_max"):
+        need(c.gen[k] >= 1, f"gen.{k}", "must be >= 1")
+    need(c.gen.gallery_sampled >= 0, "gen.gallery_sampled", "must be >= 0")
+    temperatures = c.gen.gallery_temperatures
+    need(all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures),
+         "gen.gallery_temperatures", "expected a tuple of numbers > 0")
     need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
     for axis in MESH_AXES:
         need(c.mesh[axis] == -1 or c.mesh[axis] >= 1, f"mesh.{axis}", "must be -1 or >= 1")
@@ -256,6 +281,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     if check_files:
         for key in ("data.goals_file", "data.goals_held_out"):
             need(Path(given[key]).is_file(), key, "no such file")
+        need(Path(given["gen.gallery_file"]).is_file(), "gen.gallery_file", "no such file")
+        held_out = given["gen.held_out_file"]
+        need(not held_out or Path(held_out).is_file(), "gen.held_out_file", "no such file")
         for key in ("data.talk_files", "data.goals_extra"):
             for path, _ in weighted_files(given[key], key, allow_empty=key == "data.goals_extra"):
                 if not Path(path).is_file():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -24,7 +25,8 @@ _PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
 _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
 _BENCH = flags.DEFINE_multi_string(
     "bench", [], "eval: a goals file in the bench format (datasets/goals/README.md); repeatable.")
-_JSON = flags.DEFINE_bool("json", False, "eval: end stdout with one line holding every score as JSON.")
+_JSON = flags.DEFINE_bool("json", False, "eval: end stdout with one line holding every score as JSON "
+                          "(goal benches by name, talk metrics under \"talk\").")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "Multi-process: host:port of process 0; with --num_processes and --process_id.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes.")
@@ -48,23 +50,55 @@ def _train(c, workdir: str) -> int:
     return 0
 
 
+def _trained(workdir: str, component: str) -> bool:
+    from gestalt_jax.train import checkpoint
+    return (Path(workdir) / "checkpoints" / config_lib.PHASE_OF[component] / checkpoint.BEST).is_dir()
+
+
 def _eval(c, workdir: str) -> int:
+    """Talk metrics when the brain is trained, goal benches when the planner or policy is (or a
+    --bench asks for them); exit 1 when neither is."""
     import json
 
     from gestalt_jax.data.examples import DataError
-    from gestalt_jax.evals import bench
+    from gestalt_jax.evals import bench, talk
+    goals = bool(_BENCH.value) or _trained(workdir, "planner") or _trained(workdir, "policy")
+    brain = _trained(workdir, "brain")
+    if not goals and not brain:
+        checkpoints = Path(workdir) / "checkpoints"
+        missing = ", ".join(f"no trained {name} in {checkpoints / config_lib.PHASE_OF[name]}"
+                            for name in ("brain", "planner", "policy"))
+        print(f"gestalt eval: {missing}: run `gestalt train` with this --config and --workdir first",
+              file=sys.stderr)
+        return 1
+    scores = {}
     try:
-        results = bench.evaluate(c, workdir, _BENCH.value)
+        if goals:
+            keys = ("n",) + bench.JSON_METRICS
+            results = bench.evaluate(c, workdir, _BENCH.value)
+            scores.update({name: {k: m[k] for k in keys} for name, m in results.items()})
+        if brain:
+            scores["talk"] = talk.evaluate(c, workdir)
     except (FileNotFoundError, DataError) as e:
         print(f"gestalt eval: {e}", file=sys.stderr)
         return 1
     if _JSON.value:
-        keys = ("n",) + bench.JSON_METRICS
-        print(json.dumps({name: {k: m[k] for k in keys} for name, m in results.items()}))
+        print(json.dumps(scores))
     return 0
 
 
-HANDLERS = {"check": _check, "train": _train, "eval": _eval}
+def _gallery(c, workdir: str) -> int:
+    from gestalt_jax.data.examples import DataError
+    from gestalt_jax.evals import gallery
+    try:
+        gallery.run(c, workdir)
+    except (FileNotFoundError, DataError) as e:
+        print(f"gestalt gallery: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery}
 
 
 def main(argv: list[str]) -> int:

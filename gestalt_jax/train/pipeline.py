@@ -14,8 +14,10 @@ import ml_collections
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import formats
+from gestalt_jax.evals import talk
 from gestalt_jax.text import bpe
 from gestalt_jax.train import loop, phases
+from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train.metrics import MetricsWriter, log
 
 PHASES = ("tokenizer", "brain", "planner", "policy")
@@ -45,6 +47,15 @@ def tokenizer(c: ml_collections.ConfigDict, workdir: Path, train: bool) -> bpe.B
     return tok
 
 
+def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, tok: bpe.BpeTokenizer) -> dict:
+    """The talk metrics (evals/talk.py) of the brain's best parameters, config.gen.talk_eval_max prompts."""
+    log(f"[brain] talk metrics on up to {c.gen.talk_eval_max} training and held-out prompts")
+    # The same mesh as the one run_phase placed the parameters on.
+    metrics, _ = talk.measure(c, params, tok.decode, spec, mesh_lib.make_mesh(c))
+    log(talk.table(metrics))
+    return metrics
+
+
 def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, resume: bool) -> dict:
     """Run the chosen phases; returns the summary also written to workdir/summary.json."""
     workdir = Path(workdir)
@@ -72,6 +83,8 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             result = loop.run_phase(c, spec, workdir, resume, writer)
             summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
                                            best_step=result.best_step, finished=result.finished)
+            if name == "brain" and result.finished:
+                summary["phases"][name]["talk"] = talk_metrics(c, spec, result.params, tok)
             if not result.finished:
                 break
     finally:
@@ -82,6 +95,8 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
         state = "" if s["finished"] else " (stopped; --resume continues)"
         log(f"[summary] {name}: best score {s['best_score']:.4f} at step {s['best_step']}, "
             f"{s['seconds']:.0f}s{state}")
+        if "talk" in s:
+            log(f"[summary] {name} talk: {talk.brief(s['talk'])}")
     log(f"[summary] done in {summary['seconds']:.0f}s; results in {workdir}")
     return summary
 

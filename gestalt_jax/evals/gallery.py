@@ -1,0 +1,119 @@
+"""`gestalt gallery`: the brain's replies to the gallery prompts, as workdir/gallery.md and on the console.
+
+Every prompt of config.gen.gallery_file gets a greedy reply (temperature 0 with config.gen's
+n-gram penalty: what a user gets by default at temperature 0); the first
+config.gen.gallery_sampled prompts of each category are also sampled at each of
+config.gen.gallery_temperatures, seeded by config.gen.seed. Each prompt is marked `train`
+(a training prompt), `val` (in the seeded validation split) or `new`.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import jax
+import ml_collections
+
+from gestalt_jax.data import examples
+from gestalt_jax.evals import talk
+from gestalt_jax.model.brain import Brain, build_brain
+from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.train.metrics import log
+from gestalt_jax.train.phases import PhaseSpec
+
+FILENAME = "gallery.md"
+
+
+def seen_as(spec: PhaseSpec) -> dict[str, str]:
+    """prompt -> "train" or "val" for every prompt of the talk corpus (train wins a tie)."""
+    seen = {r["prompt"]: "val" for r in spec.val}
+    seen.update({r["prompt"]: "train" for records, _ in spec.sources for r in records})
+    return seen
+
+
+def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decode, records: list[dict],
+          seen: dict[str, str]) -> list[dict]:
+    """One entry per gallery record: prompt, category, seen ("train", "val" or "new"), greedy reply,
+    and sampled {temperature: reply} (empty for prompts that are not sampled)."""
+    prompts = [r["prompt"] for r in records]
+    greedy = talk.replies(c, brain, params, decode, prompts, talk.sampling(c, 0.0))
+    entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, sampled={})
+               for r, p, g in zip(records, prompts, greedy)]
+    per_category = collections.Counter()
+    chosen = []
+    for e in entries:
+        per_category[e["category"]] += 1
+        if per_category[e["category"]] <= c.gen.gallery_sampled:
+            chosen.append(e)
+    if chosen:
+        for j, t in enumerate(c.gen.gallery_temperatures):
+            rng = jax.random.fold_in(jax.random.key(c.gen.seed), j)
+            how = talk.sampling(c, t)
+            said = talk.replies(c, brain, params, decode, [e["prompt"] for e in chosen], how, rng)
+            for e, s in zip(chosen, said):
+                e["sampled"][t] = s
+    return entries
+
+
+def _by_category(entries: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for e in entries:
+        groups.setdefault(e["category"], []).append(e)
+    return groups
+
+
+def _cell(text: str) -> str:
+    """Text for one Markdown table cell: pipes escaped, line breaks kept visible."""
+    return text.replace("|", "\\|").replace("\n", "<br>") if text else "*(empty)*"
+
+
+def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | Path) -> str:
+    """The report: a header saying how the replies were made, then one section per category."""
+    g = c.gen
+    temperatures = ", ".join(str(t) for t in g.gallery_temperatures)
+    counts = collections.Counter(e["seen"] for e in entries)
+    lines = [f"# Gallery: {c.tier} brain in {workdir}", "",
+             f"{len(entries)} prompts in {len(_by_category(entries))} categories "
+             f"({counts['train']} training prompts, {counts['val']} from the val split, "
+             f"{counts['new']} new). "
+             f"Greedy replies use temperature 0 with the {g.ngram}-gram penalty {g.ngram_penalty}; "
+             f"the first {g.gallery_sampled} prompts of each category are also sampled at temperatures "
+             f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", ""]
+    for category, group in _by_category(entries).items():
+        lines += [f"## {category}", "", "| prompt | seen | greedy reply |", "|---|---|---|"]
+        lines += [f"| {_cell(e['prompt'])} | {e['seen']} | {_cell(e['greedy'])} |" for e in group]
+        sampled = [e for e in group if e["sampled"]]
+        if sampled:
+            lines += ["", "| prompt | temperature | sampled reply |", "|---|---|---|"]
+            lines += [f"| {_cell(e['prompt'])} | {t} | {_cell(s)} |"
+                      for e in sampled for t, s in e["sampled"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plain(entries: list[dict]) -> str:
+    """The console version: per category, each prompt with its replies indented below it."""
+    lines = []
+    for category, group in _by_category(entries).items():
+        lines.append(f"== {category} ==")
+        for e in group:
+            lines.append(f"[{e['seen']}] {e['prompt']}")
+            lines.append(f"    greedy: {e['greedy']}")
+            lines += [f"    T={t}: {s}" for t, s in e["sampled"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(c: ml_collections.ConfigDict, workdir: str | Path) -> Path:
+    """Generate the gallery of the brain in workdir, write workdir/gallery.md, print it; returns its path."""
+    workdir = Path(workdir)
+    records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
+    params, tok, spec = talk.load(c, workdir, mesh_lib.make_mesh(c))
+    entries = build(c, build_brain(c), talk.host_params(params), tok.decode, records, seen_as(spec))
+    path = workdir / FILENAME
+    if jax.process_index() == 0:
+        path.write_text(markdown(c, entries, workdir), encoding="utf-8")
+    log(plain(entries))
+    log(f"[gallery] {len(entries)} prompts -> {path}")
+    return path

@@ -1,0 +1,258 @@
+"""Talk metrics of a trained brain, for `gestalt eval` and the end of brain SFT.
+
+Every reply here is the plain argmax (no n-gram penalty, whatever config.gen says): the
+metrics measure what the model learned, and the penalty alone would block the ~12% of
+training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec_len tokens.
+
+- val_loss, val_ppl, val_concept_sim: the training eval step (loop.evaluate) on the seeded
+  val split of the talk corpus, so they equal what training logged at the best step.
+- train_exact: share of the drawn training prompts (at most config.gen.talk_eval_max distinct
+  ones, a sample seeded by config.gen.seed; train_n of them) whose decoded reply equals one of
+  that prompt's training responses exactly.
+- concept_sim: mean pairwise cosine of those prompts' concept vectors (loop.concept_sim);
+  lower is more discriminative.
+- prefix_changed, prefix_distance: the drawn prompts in their seeded order form disjoint
+  pairs (0, 1), (2, 3), ... (prefix_pairs of them). Swapping the two concept vectors of a
+  pair between their rows gives row a the prefix of b; with no memory attached nothing else
+  in a row differs, so row a's new reply is exactly b's reply, and "how much the output
+  changes" is how much the two replies differ. prefix_changed is the share of pairs whose
+  replies differ; prefix_distance the mean over pairs of 0 for identical replies, else
+  1 - (chrF(a, b) + chrF(b, a)) / 200 (chrF is asymmetric). Both are 0 when the decoder
+  ignores the concept, as every row then gets the same reply.
+- held_out_chrf, held_out_exact: corpus chrF (0-100) of the replies to the held-out
+  paraphrases (config.gen.held_out_file, at most talk_eval_max of them, held_out_n) against
+  their references, and the share replied exactly; absent when that key is "".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from gestalt_jax.data import examples, pipeline
+from gestalt_jax.evals.chrf import corpus_chrf, sentence_chrf
+from gestalt_jax.infer.generate import generate_text
+from gestalt_jax.infer.sampling import Sampling
+from gestalt_jax.model.brain import Brain, build_brain
+from gestalt_jax.text import bpe
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.train import checkpoint as ckpt_lib
+from gestalt_jax.train import loop, losses, phases
+from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.train import step as step_lib
+from gestalt_jax.train.metrics import log
+
+ARGMAX = Sampling(temperature=0.0, ngram=0)
+Decode = Callable[[Sequence[int]], str]
+
+# metric -> what it means, in the order the table shows them.
+MEANING = {
+    "val_loss": "decoder cross-entropy on the val split",
+    "val_ppl": "exp(val_loss)",
+    "val_concept_sim": "concept_sim of the val prompts",
+    "train_n": "training prompts replied to",
+    "train_exact": "replies equal to the training response",
+    "concept_sim": "mean pairwise cosine of their concepts (lower: more distinct)",
+    "prefix_pairs": "pairs of them whose concepts were swapped",
+    "prefix_changed": "pairs whose reply changes with the swap (0: concept ignored)",
+    "prefix_distance": "mean 1 - chrF/100 between the swapped replies",
+    "held_out_n": "held-out paraphrases replied to",
+    "held_out_chrf": "corpus chrF (0-100) against the reference",
+    "held_out_exact": "replies equal to the reference",
+    "seconds": "time taken",
+}
+
+
+def sampling(c: ml_collections.ConfigDict, temperature: float | None = None) -> Sampling:
+    """config.gen's decoding settings, at `temperature` when given."""
+    g = c.gen
+    return Sampling(temperature=g.temperature if temperature is None else temperature, top_k=g.top_k,
+                    top_p=g.top_p, ngram=g.ngram, ngram_penalty=g.ngram_penalty)
+
+
+def _batches(items: Sequence, c: ml_collections.ConfigDict):
+    """(chunk, real rows) of at most config.gen.batch_size; the last chunk repeats its final item up
+    to the common size, so one compiled program serves every chunk."""
+    size = max(1, min(c.gen.batch_size, len(items)))
+    for i in range(0, len(items), size):
+        chunk = list(items[i:i + size])
+        yield chunk + [chunk[-1]] * (size - len(chunk)), len(chunk)
+
+
+def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, prompts: Sequence[str],
+            how: Sampling = ARGMAX, rng: jax.Array | None = None) -> list[str]:
+    """Decoded replies to `prompts` (max_new = dec_len), generated config.gen.batch_size at a time."""
+    out = []
+    for i, (chunk, n) in enumerate(_batches(prompts, c)):
+        key = None if rng is None else jax.random.fold_in(rng, i)
+        out += generate_text(brain, params, chunk, c.brain.dec_len, decode, sampling=how, rng=key)[:n]
+    return out
+
+
+@functools.partial(jax.jit, static_argnames="brain")
+def _encode(brain: Brain, params, enc_ids_BxL):
+    return brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
+
+
+def concepts(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str]) -> np.ndarray:
+    """Concept vectors [len(prompts), D] (f32)."""
+    out = []
+    for chunk, n in _batches(prompts, c):
+        enc_ids_BxL = byte_tok.encode_left(chunk, brain.enc.train_len)
+        out.append(np.asarray(_encode(brain, params, enc_ids_BxL), np.float32)[:n])
+    return np.concatenate(out)
+
+
+def training_prompts(spec: phases.PhaseSpec, cap: int, seed: int) -> list[tuple[str, frozenset[str]]]:
+    """At most `cap` distinct training prompts with all their training responses, in a seeded order."""
+    responses: dict[str, set[str]] = {}
+    for records, _ in spec.sources:
+        for r in records:
+            responses.setdefault(r["prompt"], set()).add(r["response"])
+    prompts = list(responses)
+    order = np.random.default_rng(seed).permutation(len(prompts))[:cap]
+    return [(prompts[i], frozenset(responses[prompts[i]])) for i in order]
+
+
+def exact_rate(said: Sequence[str], accepted: Sequence[frozenset[str] | set[str]]) -> float:
+    """Share of replies found in their row's set of accepted texts."""
+    if len(said) != len(accepted):
+        raise ValueError(f"exact_rate: {len(said)} replies for {len(accepted)} reference sets")
+    return float(np.mean([r in ok for r, ok in zip(said, accepted)])) if said else float("nan")
+
+
+def prefix_change(said: Sequence[str]) -> tuple[int, float, float]:
+    """(pairs, share changed, mean distance) over the pairs (0, 1), (2, 3), ... of said
+    (the module docstring defines them)."""
+    pairs = [(said[i], said[i + 1]) for i in range(0, len(said) - 1, 2)]
+    if not pairs:
+        return 0, float("nan"), float("nan")
+    changed = [a != b for a, b in pairs]
+    distance = [0.0 if a == b else 1.0 - (sentence_chrf(a, b) + sentence_chrf(b, a)) / 200 for a, b in pairs]
+    return len(pairs), float(np.mean(changed)), float(np.mean(distance))
+
+
+def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
+                  train: Sequence[tuple[str, frozenset[str]]],
+                  held_out: Sequence[dict]) -> tuple[dict[str, float], list[dict]]:
+    """The metrics that need generation, and one record per reply (for eval/talk_replies.jsonl).
+
+    `train` comes from `training_prompts`; `held_out` holds {prompt, reference} records.
+    """
+    prompts = [p for p, _ in train]
+    said = replies(c, brain, params, decode, prompts)
+    pairs, changed, distance = prefix_change(said)
+    out = dict(train_n=len(prompts), train_exact=exact_rate(said, [ok for _, ok in train]),
+               concept_sim=loop.concept_sim(concepts(c, brain, params, prompts)),
+               prefix_pairs=pairs, prefix_changed=changed, prefix_distance=distance)
+    rows = [dict(set="train", prompt=p, reply=r, exact=r in ok) for (p, ok), r in zip(train, said)]
+    if held_out:
+        refs = [r["reference"] for r in held_out]
+        said = replies(c, brain, params, decode, [r["prompt"] for r in held_out])
+        out.update(held_out_n=len(refs), held_out_chrf=corpus_chrf(said, refs),
+                   held_out_exact=exact_rate(said, [{ref} for ref in refs]))
+        rows += [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
+                 for r, ref, s in zip(held_out, refs, said)]
+    return out, rows
+
+
+def val_metrics(c: ml_collections.ConfigDict, params, spec: phases.PhaseSpec, mesh) -> dict[str, float]:
+    """val_loss, val_ppl and val_concept_sim with training's own eval step (call inside the mesh)."""
+    _, loss_fn = losses.component(c, "brain", train=False)
+    eval_fn = jax.jit(step_lib.make_eval_step(loss_fn))
+    batches = pipeline.eval_batches(spec.val, spec.example_fn, c.sft.batch_size, jax.process_index(),
+                                    jax.process_count())
+    v = loop.evaluate(eval_fn, params, batches, mesh, "brain", spec.val)
+    return dict(val_loss=v["val_loss"], val_ppl=v["val_ppl"], val_concept_sim=v["concept_sim"])
+
+
+def held_out_records(c: ml_collections.ConfigDict) -> list[dict]:
+    if not c.gen.held_out_file:
+        return []
+    return examples.read_jsonl(c.gen.held_out_file, ("prompt", "reference"))[:c.gen.talk_eval_max]
+
+
+def measure(c: ml_collections.ConfigDict, params, decode: Decode, spec: phases.PhaseSpec,
+            mesh) -> tuple[dict[str, float], list[dict]]:
+    """All talk metrics of brain `params` (placed on `mesh`) and the per-reply records."""
+    t = time.time()
+    with mesh_lib.activate(mesh):
+        out = val_metrics(c, params, spec, mesh)
+    train = training_prompts(spec, c.gen.talk_eval_max, c.gen.seed)
+    brain = build_brain(c)
+    generated, rows = reply_metrics(c, brain, host_params(params), decode, train, held_out_records(c))
+    out.update(generated)
+    out["seconds"] = round(time.time() - t, 1)
+    return out, rows
+
+
+def host_params(params):
+    """Parameters generation can use outside the mesh. Generation is not sharded over processes:
+    with several, each runs it alone on a full copy (the same replies, so the same metrics)."""
+    if jax.process_count() == 1:
+        return params
+    return multihost_utils.process_allgather(params, tiled=True)
+
+
+def trained(workdir: str | Path) -> bool:
+    """Whether workdir holds a best brain checkpoint."""
+    return (Path(workdir) / "checkpoints" / "sft" / ckpt_lib.BEST).is_dir()
+
+
+def load(c: ml_collections.ConfigDict, workdir: str | Path, mesh):
+    """(params on `mesh`, tokenizer, brain PhaseSpec) of the trained brain in workdir.
+
+    FileNotFoundError naming the directory when there is no trained brain or no tokenizer.json.
+    """
+    workdir = Path(workdir)
+    if not trained(workdir):
+        raise FileNotFoundError(f"no trained brain in {workdir / 'checkpoints' / 'sft'}: run `gestalt train "
+                                f"--phases=tokenizer,brain` with this --config and --workdir first")
+    tok = bpe.load(workdir)
+    spec = phases.brain_spec(c, tok.encode)
+    with mesh_lib.activate(mesh):
+        return loop.restore_best_params(c, spec, workdir, mesh), tok, spec
+
+
+def evaluate(c: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
+    """Talk metrics of the brain in workdir; writes workdir/eval/talk.json and talk_replies.jsonl
+    and prints them as a table."""
+    workdir = Path(workdir)
+    mesh = mesh_lib.make_mesh(c)
+    params, tok, spec = load(c, workdir, mesh)
+    metrics, rows = measure(c, params, tok.decode, spec, mesh)
+    out_dir = workdir / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loop.write_json(out_dir / "talk.json", metrics)
+    if jax.process_index() == 0:
+        with open(out_dir / "talk_replies.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    log(table(metrics))
+    log(f"[eval] talk metrics in {out_dir / 'talk.json'}; every reply in {out_dir / 'talk_replies.jsonl'}")
+    return metrics
+
+
+def brief(metrics: dict[str, float]) -> str:
+    """The headline numbers on one line."""
+    headline = ("train_exact", "concept_sim", "prefix_changed", "held_out_chrf", "val_ppl")
+    shown = [f"{k} {metrics[k]:.3g}" for k in headline if k in metrics]
+    return ", ".join(shown) + f" ({metrics['train_n']} training prompts)"
+
+
+def table(metrics: dict[str, float]) -> str:
+    """Markdown table: metric, value, meaning."""
+    rows = ["| talk metric | value | meaning |", "|---|---|---|"]
+    for k, meaning in MEANING.items():
+        if k in metrics:
+            v = metrics[k]
+            shown = str(v) if isinstance(v, int) else f"{v:.4g}"
+            rows.append(f"| {k} | {shown} | {meaning} |")
+    return "\n".join(rows)

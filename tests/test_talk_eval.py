@@ -1,0 +1,138 @@
+"""Talk metrics (evals/talk.py), the gallery report and the eval/gallery commands on a trained brain."""
+
+import json
+import subprocess
+import sys
+import types
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gestalt_jax import config as config_lib
+from gestalt_jax.data import examples
+from gestalt_jax.evals import gallery, talk
+from gestalt_jax.model.brain import build_brain
+from gestalt_jax.text import bpe
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.train import pipeline
+
+REPO = config_lib.REPO_ROOT
+TEST_CONFIG = str(REPO / "configs" / "test.py")
+CAP = 16  # training and held-out prompts scored: keeps the test tier's generation short
+
+
+def _config():
+    c = config_lib.load_tier("test")
+    c.sft.update(steps=6, eval_every=3)
+    c.debug.log_every = 100
+    c.gen.update(talk_eval_max=CAP, batch_size=CAP)
+    return c
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A test-tier tokenizer and brain, a few steps in: (config, workdir, summary)."""
+    workdir = tmp_path_factory.mktemp("talk")
+    c = _config()
+    return c, workdir, pipeline.train(c, workdir, "tokenizer,brain", resume=False)
+
+
+def test_brain_sft_ends_with_the_talk_metrics(trained):
+    c, workdir, summary = trained
+    m = summary["phases"]["brain"]["talk"]
+    assert m == json.loads((workdir / "summary.json").read_text())["phases"]["brain"]["talk"]
+    assert set(m) == set(talk.MEANING)
+    assert m["train_n"] == CAP and m["prefix_pairs"] == CAP // 2 and m["held_out_n"] == CAP
+    # The eval step is training's own: it reproduces the best checkpoint's val loss.
+    assert m["val_loss"] == pytest.approx(summary["phases"]["brain"]["best_score"], rel=1e-5)
+    assert m["val_ppl"] == pytest.approx(np.exp(m["val_loss"]), rel=1e-6)
+    for k in ("train_exact", "prefix_changed", "prefix_distance", "held_out_exact"):
+        assert 0.0 <= m[k] <= 1.0, k
+    assert -1.0 <= m["concept_sim"] <= 1.0 and -1.0 <= m["val_concept_sim"] <= 1.0
+    assert 0.0 <= m["held_out_chrf"] <= 100.0
+
+
+def test_exact_rate_counts_any_accepted_response():
+    assert talk.exact_rate(["a", "b"], [{"a"}, {"x", "b"}]) == 1.0
+    assert talk.exact_rate(["a", "b "], [{"a"}, {"b"}]) == 0.5  # exact: a trailing space is a miss
+    with pytest.raises(ValueError, match="2 replies for 1"):
+        talk.exact_rate(["a", "b"], [{"a"}])
+
+
+def test_prefix_change_pairs_rows_and_scores_identical_replies_zero():
+    pairs, changed, distance = talk.prefix_change(["same", "same", "abc", "xyz", "odd one out"])
+    assert (pairs, changed) == (2, 0.5)
+    assert distance == pytest.approx(0.5)  # (0 + 1) / 2: "abc" and "xyz" share no character
+    assert talk.prefix_change(["", ""]) == (1, 0.0, 0.0)  # chrF of empty strings is 0, but they are equal
+
+
+def test_training_prompts_are_distinct_with_all_their_responses():
+    records = [dict(prompt="a", response="1"), dict(prompt="b", response="2"), dict(prompt="a", response="3")]
+    spec = types.SimpleNamespace(sources=[(records[:2], 1.0), (records[2:], 2.0)])
+    drawn = talk.training_prompts(spec, cap=10, seed=0)
+    assert sorted(drawn) == [("a", frozenset({"1", "3"})), ("b", frozenset({"2"}))]
+    assert len(talk.training_prompts(spec, cap=1, seed=0)) == 1
+    assert talk.training_prompts(spec, cap=10, seed=0) == drawn  # seeded
+
+
+@pytest.fixture(scope="module")
+def random_brain():
+    c = _config()
+    brain = build_brain(c)
+    enc = jnp.asarray(byte_tok.encode_left(["x"], c.brain.enc_len))
+    dec = jnp.asarray(byte_tok.decoder_pair(["y"], c.brain.dec_len)[0])
+    memory = jnp.zeros((1, c.brain.mem_k, c.brain.d_model))
+    return c, brain, nn.meta.unbox(jax.jit(brain.init)(jax.random.key(0), enc, dec, memory)["params"])
+
+
+def test_prefix_sensitivity_is_zero_only_when_the_prefix_is_ignored(trained, random_brain):
+    c, brain, params = random_brain
+    decode = bpe.load(trained[1]).decode
+    pairs = examples.read_jsonl(c.data.talk_files, ("prompt", "response"))[:8]
+    train = [(r["prompt"], frozenset({r["response"]})) for r in pairs]
+    held_out = [dict(prompt=r["prompt"], reference=r["response"]) for r in pairs[:4]]
+    m, rows = talk.reply_metrics(c, brain, params, decode, train, held_out)
+    assert m["prefix_pairs"] == 4 and m["prefix_changed"] > 0 and m["prefix_distance"] > 0
+    assert [r["set"] for r in rows] == ["train"] * 8 + ["held_out"] * 4
+    # With concept_proj zeroed every row gets the same prefix: the concept cannot matter.
+    blind = dict(params, concept_proj=jax.tree.map(jnp.zeros_like, params["concept_proj"]))
+    m, rows = talk.reply_metrics(c, brain, blind, decode, train, held_out)
+    assert m["prefix_changed"] == 0.0 and m["prefix_distance"] == 0.0
+    assert len({r["reply"] for r in rows}) == 1
+
+
+def test_gallery_command_writes_every_prompt_by_category(trained):
+    c, workdir, _ = trained
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "gallery", f"--config={TEST_CONFIG}",
+                        f"--workdir={workdir}", f"--config.gen.batch_size={CAP}"],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = (workdir / gallery.FILENAME).read_text(encoding="utf-8")
+    records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
+    assert len(records) >= 60 and len({x["category"] for x in records}) >= 9
+    for x in records:
+        assert x["prompt"] in report and x["prompt"] in r.stdout
+        assert f"## {x['category']}\n" in report and f"== {x['category']} ==" in r.stdout
+    assert "| hello | train |" in report  # a training prompt of datasets/talk/train.jsonl, marked so
+    assert "| new |" in report
+    sampled = [line for line in report.splitlines() if line.startswith("| hello | ")]
+    assert [line.split(" | ")[1] for line in sampled[1:]] == [str(t) for t in c.gen.gallery_temperatures]
+
+
+def test_eval_command_on_a_brain_alone_prints_the_talk_metrics(trained):
+    c, workdir, _ = trained
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={TEST_CONFIG}",
+                        f"--workdir={workdir}", f"--config.gen.talk_eval_max={CAP}",
+                        f"--config.gen.batch_size={CAP}", "--json"],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(scores) == {"talk"}  # no planner or policy trained: no goal benches
+    assert scores["talk"] == json.loads((workdir / "eval" / "talk.json").read_text())
+    assert scores["talk"]["train_n"] == CAP
+    assert "| train_exact |" in r.stdout
+    replies = (workdir / "eval" / "talk_replies.jsonl").read_text().splitlines()
+    assert len(replies) == 2 * CAP
