@@ -62,6 +62,7 @@ def _eval(c, workdir: str) -> int:
 
     from gestalt_jax.data.examples import DataError
     from gestalt_jax.evals import bench, talk
+    from gestalt_jax.train.checkpoint import CheckpointError
     goals = bool(_BENCH.value) or _trained(workdir, "planner") or _trained(workdir, "policy")
     brain = _trained(workdir, "brain")
     if not goals and not brain:
@@ -79,7 +80,7 @@ def _eval(c, workdir: str) -> int:
             scores.update({name: {k: m[k] for k in keys} for name, m in results.items()})
         if brain:
             scores["talk"] = talk.evaluate(c, workdir)
-    except (FileNotFoundError, DataError) as e:
+    except (FileNotFoundError, DataError, CheckpointError) as e:
         print(f"gestalt eval: {e}", file=sys.stderr)
         return 1
     if _JSON.value:
@@ -90,9 +91,10 @@ def _eval(c, workdir: str) -> int:
 def _gallery(c, workdir: str) -> int:
     from gestalt_jax.data.examples import DataError
     from gestalt_jax.evals import gallery
+    from gestalt_jax.train.checkpoint import CheckpointError
     try:
         gallery.run(c, workdir)
-    except (FileNotFoundError, DataError) as e:
+    except (FileNotFoundError, DataError, CheckpointError) as e:
         print(f"gestalt gallery: {e}", file=sys.stderr)
         return 1
     return 0

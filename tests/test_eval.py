@@ -105,3 +105,13 @@ def test_eval_without_a_trained_model_names_the_directory(tmp_path):
                         f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 1
     assert f"no trained planner in {tmp_path}/checkpoints/planner_sft" in r.stderr
+
+
+def test_eval_with_a_config_that_does_not_fit_the_checkpoint_names_it(trained):
+    c, workdir = trained
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
+                        f"--workdir={workdir}", f"--config.data.goals_file={c.data.goals_file}",
+                        "--config.planner.d_model=32"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{workdir}/checkpoints/planner_sft does not fit this config: config.planner.d_model=32 " \
+           "(trained with 64)" in r.stderr

@@ -26,6 +26,10 @@ import orbax.checkpoint as ocp
 LATEST, BEST = "latest", "best"
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read into the current model; the message names its directory."""
+
+
 def abstract_like(tree: Any, shardings: Any = None) -> Any:
     """ShapeDtypeStructs shaped like `tree` (concrete or abstract), carrying `shardings` (a matching
     tree) or else each leaf's own sharding; this is the restore target that places arrays on a mesh."""
@@ -115,6 +119,13 @@ class PhaseCheckpoints:
         items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
         return self._restore(self._best, step, items)["state"]
 
+    def best_config(self) -> dict | None:
+        """The config (as JSON data) saved with the best checkpoint, or None when it has none."""
+        step = self._best.latest_step()
+        if step is None or not (self._best.directory / str(step) / "config").exists():
+            return None
+        return self._restore(self._best, step, {"config": ocp.args.JsonRestore()})["config"]
+
     def wait(self) -> None:
         """Blocks until every pending async save is on disk."""
         self._latest.wait_until_finished()
@@ -136,6 +147,9 @@ class PhaseCheckpoints:
         if step is None:
             return math.inf
         metrics = self._restore(self._best, step, {"metrics": ocp.args.JsonRestore()})["metrics"]
+        if "score" not in metrics:
+            raise CheckpointError(f"{self._best.directory / str(step)}: its metrics hold no 'score' "
+                                  f"(keys {sorted(metrics)}); it was written by an older version")
         return float(metrics["score"])
 
     @staticmethod
@@ -144,5 +158,5 @@ class PhaseCheckpoints:
         try:
             return manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:
-            raise RuntimeError(f"cannot restore {sorted(items)} from {manager.directory / str(step)}: "
+            raise CheckpointError(f"cannot restore {sorted(items)} from {manager.directory / str(step)}: "
                                f"{type(e).__name__}: {e}") from e

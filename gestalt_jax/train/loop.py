@@ -165,7 +165,21 @@ def restore_best_params(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: 
     init, shardings = state_init(c, spec, model, optimizer, sample, mesh)
     target = ckpt_lib.abstract_like(jax.eval_shape(init, jax.random.key(0)), shardings)
     with ckpt_lib.PhaseCheckpoints(directory, keep=1) as checkpoints:
+        _check_shapes_match(c, spec.name, checkpoints)
         return checkpoints.restore_best(target).params
+
+
+def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ckpt_lib.PhaseCheckpoints):
+    """CheckpointError naming every model setting that differs from the one the checkpoint was
+    trained with (a failed Orbax restore says less, and leaves its async tasks behind)."""
+    saved = checkpoints.best_config()
+    if saved is None:
+        return
+    keys = [(name, k) for k in c[name]] + ([("tokenizer", "bpe_merges")] if name == "brain" else [])
+    diff = [f"config.{s}.{k}={c[s][k]!r} (trained with {saved[s][k]!r})" for s, k in keys
+            if k in saved.get(s, {}) and saved[s][k] != c[s][k] and not k.endswith("dropout")]
+    if diff:
+        raise ckpt_lib.CheckpointError(f"{checkpoints.directory} does not fit this config: " + ", ".join(diff))
 
 
 class CompiledSteps:
