@@ -14,7 +14,7 @@ from typing import Sequence
 
 import ml_collections
 
-from gestalt_jax.data import examples, pipeline
+from gestalt_jax.data import examples
 from gestalt_jax.evals import goals as goal_scores
 from gestalt_jax.infer import plan as plan_lib
 from gestalt_jax.infer import plan_fsm
@@ -31,10 +31,10 @@ JSON_METRICS = ("intent_acc", "planner_actions_acc", "policy_actions_acc", "args
 SHOW_FAILURES = 5  # per bench on the console; all of them go to the workdir
 
 
-def builtin_benches(c: ml_collections.ConfigDict) -> dict[str, list[dict]]:
-    goals = examples.load_goals(c.data.goals_file)
-    train, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
-    benches = dict(train=train, val=val)
+def builtin_benches(c: ml_collections.ConfigDict, spec: phases.PhaseSpec) -> dict[str, list[dict]]:
+    """train and val exactly as the goal phase `spec` split them (its first source is the train
+    part of config.data.goals_file), and held_out."""
+    benches = dict(train=spec.sources[0][0], val=spec.val)
     if c.data.goals_held_out:
         benches["held_out"] = examples.load_goals(c.data.goals_held_out)
     return benches
@@ -71,12 +71,12 @@ def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Seq
     """Scores per bench ({bench: metrics}); writes workdir/eval/goals.json and
     workdir/eval/failures_<bench>.jsonl, and prints a table and the first failures."""
     workdir = Path(workdir)
-    benches = builtin_benches(c) if builtin else {}
+    specs = {name: phases.goal_spec(c, name) for name in ("planner", "policy")}
+    benches = builtin_benches(c, specs["planner"]) if builtin else {}
     benches.update(user_benches(bench_files, list(benches)))
     mesh = mesh_lib.make_mesh(c)
     with mesh_lib.activate(mesh):
-        params = {name: loop.restore_best_params(c, phases.goal_spec(c, name), workdir, mesh)
-                  for name in ("planner", "policy")}
+        params = {name: loop.restore_best_params(c, spec, workdir, mesh) for name, spec in specs.items()}
         out_dir = workdir / "eval"
         out_dir.mkdir(parents=True, exist_ok=True)
         results = {}

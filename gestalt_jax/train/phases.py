@@ -42,9 +42,9 @@ class PhaseSpec:
     # (with_memory, local batch) -> which parameter paths may rightly get no gradient this step
     grad_exempt: Callable[[bool, dict], Callable[[str], bool]] = lambda with_memory, batch: grad_check.NOTHING
 
+    augment: pipeline.Augment | None = None     # rewrites each drawn training record
     # What picks the best checkpoint and drives early stopping: a function of the evaluation's
     # values, lower is better, named for the logs.
-    augment: pipeline.Augment | None = None     # rewrites each drawn training record
     score: Callable[[dict], float] = lambda values: values["val_loss"]
     score_name: str = "val loss"
 
