@@ -104,6 +104,7 @@ def base() -> ml_collections.ConfigDict:
     c.sft.memory_warmup_frac = 0.2  # no memory attached before this share of steps
     c.sft.memory_prob = 0.5       # share of later steps that attach K memory vectors
     c.sft.memory_pool = 256       # recent concept vectors kept to draw memory from
+    c.sft.fit_sample = 256        # training pairs whose teacher-forced exact match picks the best brain
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
@@ -251,6 +252,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob"):
         need(0 <= c.sft[k] <= 1, f"sft.{k}", "must lie in [0, 1]")
+    need(c.sft.fit_sample >= 1, "sft.fit_sample", "must be >= 1")
     need(c.sft.memory_pool >= c.sft.batch_size, "sft.memory_pool",
          f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")

@@ -17,7 +17,7 @@ from gestalt_jax.evals import gallery, talk
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import pipeline
+from gestalt_jax.train import losses, phases, pipeline
 
 REPO = config_lib.REPO_ROOT
 TEST_CONFIG = str(REPO / "configs" / "test.py")
@@ -46,13 +46,35 @@ def test_brain_sft_ends_with_the_talk_metrics(trained):
     assert m == json.loads((workdir / "summary.json").read_text())["phases"]["brain"]["talk"]
     assert set(m) == set(talk.MEANING)
     assert m["train_n"] == CAP and m["prefix_pairs"] == CAP // 2 and m["held_out_n"] == CAP
-    # The eval step is training's own: it reproduces the best checkpoint's val loss.
-    assert m["val_loss"] == pytest.approx(summary["phases"]["brain"]["best_score"], rel=1e-5)
+    # The eval step is training's own: it reproduces the val loss logged at the best step, and
+    # that step was chosen by how many sampled training replies it reproduces.
+    best = summary["phases"]["brain"]
+    logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    at_best = next(v for v in logged if v["phase"] == "brain" and v["step"] == best["best_step"]
+                   and "val_loss" in v)
+    assert m["val_loss"] == pytest.approx(at_best["val_loss"], rel=1e-5)
+    assert best["best_score"] == pytest.approx(  # the corpus holds more than fit_sample pairs
+        phases.exact_score(at_best, key="fit_exact", n=c.sft.fit_sample), rel=1e-6)
     assert m["val_ppl"] == pytest.approx(np.exp(m["val_loss"]), rel=1e-6)
     for k in ("train_exact", "prefix_changed", "prefix_distance", "held_out_exact"):
         assert 0.0 <= m[k] <= 1.0, k
     assert -1.0 <= m["concept_sim"] <= 1.0 and -1.0 <= m["val_concept_sim"] <= 1.0
     assert 0.0 <= m["held_out_chrf"] <= 100.0
+
+
+def test_selection_score_ranks_by_examples_reproduced_then_val_loss():
+    def score(exact, loss):
+        return phases.exact_score(dict(fit_exact=exact, val_loss=loss), key="fit_exact", n=4)
+    assert score(0.75, 1e9) < score(0.5, 0.0)  # one more example reproduced beats any loss
+    assert score(0.5, 1.0) < score(0.5, 2.0)
+
+
+def test_teacher_forced_exact_counts_rows_with_every_trained_target_right():
+    targets_BxT = jnp.array([[1, 2, 0], [1, 2, 0], [0, 0, 0]])
+    weights_BxT = jnp.array([[1, 1, 0], [1, 1, 0], [0, 0, 0]])  # row 2: eval padding
+    logits_BxTxV = jax.nn.one_hot(jnp.array([[1, 2, 1], [1, 1, 0], [0, 0, 0]]), 3)
+    out = losses._teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT)
+    assert float(out["examples"]) == 2 and float(out["exact"]) == 1  # an untrained position may be wrong
 
 
 def test_exact_rate_counts_any_accepted_response():

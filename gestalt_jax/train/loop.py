@@ -82,18 +82,24 @@ def concept_sim(concepts_NxD: np.ndarray) -> float:
     return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_records) -> dict[str, float]:
+def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_records,
+             fit_batches: list[dict] = ()) -> dict[str, float]:
+    """val_loss and val_exact (teacher-forced exact match) on the val batches, fit_exact on
+    `fit_batches` (training examples) when given; the brain adds val_ppl and concept_sim."""
     total, weight, exact, count, concepts = 0.0, 0.0, 0.0, 0.0, []
     for local in val_batches:
         loss_sum, w, aux = eval_fn(params, global_batch(local, mesh))
         total, weight = total + float(loss_sum), weight + float(w)
+        exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
         if name == "brain":
             concepts.append(np.asarray(multihost_utils.process_allgather(aux["concept"], tiled=True)))
-        else:
+    out = dict(val_loss=total / max(weight, 1e-9), val_exact=exact / max(count, 1.0))
+    if fit_batches:
+        exact, count = 0.0, 0.0
+        for local in fit_batches:
+            _, _, aux = eval_fn(params, global_batch(local, mesh))
             exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
-    out = dict(val_loss=total / max(weight, 1e-9))
-    if name != "brain":
-        out["val_exact"] = exact / max(count, 1.0)
+        out["fit_exact"] = exact / max(count, 1.0)
     if name == "brain":
         prompts, first = {}, []
         for i, r in enumerate(val_records):  # distinct prompts only
@@ -120,6 +126,8 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
     _, eval_loss_fn = losses.component(c, spec.name, train=False)
     optimizer = optim.make_optimizer(p)
     val_batches = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size, pid, nproc)
+    fit_batches = (pipeline.eval_batches(spec.fit, spec.example_fn, p.batch_size, pid, nproc)
+                   if spec.fit else [])
     log(masks.summary(spec.name, masks.validate(spec.name, val_batches[0])))
     train_iter = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed, pid, nproc,
                                          augment=spec.augment)
@@ -136,8 +144,8 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
                     log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
             steps = CompiledSteps(c, spec, loss_fn, optimizer, shardings)
             eval_fn = jax.jit(step_lib.make_eval_step(eval_loss_fn))
-            state, stopped = _train(c, spec, state, start, train_iter, steps, eval_fn, val_batches, mesh,
-                                    checkpoints, writer)
+            state, stopped = _train(c, spec, state, start, train_iter, steps, eval_fn, val_batches, fit_batches,
+                                    mesh, checkpoints, writer)
             if stopped:
                 return PhaseResult(None, checkpoints.best_score(), checkpoints.best_step(), finished=False)
             checkpoints.wait()
@@ -206,8 +214,8 @@ class CompiledSteps:
         return self.compiled[key](state, batch)
 
 
-def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSteps, eval_fn, val_batches, mesh,
-           checkpoints: ckpt_lib.PhaseCheckpoints, writer: MetricsWriter):
+def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSteps, eval_fn, val_batches,
+           fit_batches, mesh, checkpoints: ckpt_lib.PhaseCheckpoints, writer: MetricsWriter):
     """The step loop; returns (state, stopped by debug.stop_after_steps)."""
     p = c[spec.phase]
     lr_at = optim.schedule(p, p.lr)
@@ -250,7 +258,7 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
                       step_time=elapsed / window["steps"])
         values["mfu"] = steps.flops / values["step_time"] / peak
         if is_eval:
-            values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val))
+            values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val, fit_batches))
         log(progress(spec.name, done, p.steps, values, t_phase))
         writer.write(spec.name, done, values)
         window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()

@@ -37,21 +37,27 @@ def brain_loss(model: nn.Module) -> LossFn:
         logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"],
                                       batch.get("memory"), rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["dec_tgt"], batch["dec_w"])
-        return ce, dict(loss=ce, weight=_weight(batch["dec_w"]), concept=concept)
+        return ce, dict(loss=ce, weight=_weight(batch["dec_w"]), concept=concept,
+                        **_teacher_forced_exact(logits, batch["dec_tgt"], batch["dec_w"]))
     return loss
+
+
+def _teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT) -> dict:
+    """examples: rows with a trained position; exact: those whose every trained target is the
+    argmax, so greedy decoding reproduces the whole row (for the planner, the FSM never masks a
+    grammatical target; for the brain, with no noise and no memory, as at reply time)."""
+    trained_BxT = weights_BxT > 0
+    wrong_BxT = (jnp.argmax(logits_BxTxV, -1) != targets_BxT) & trained_BxT
+    real_B = jnp.any(trained_BxT, axis=1)
+    return dict(examples=_weight(real_B), exact=_weight(real_B & ~jnp.any(wrong_BxT, axis=1)))
 
 
 def planner_loss(model: nn.Module) -> LossFn:
     def loss(params, batch, rng):
         logits = model.apply({"params": params}, batch["inputs"], rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["targets"], batch["weights"])
-        # Teacher-forced exact match: every plan token is the argmax, so greedy decoding
-        # reproduces the whole plan (the FSM never masks a grammatical target).
-        trained_BxT = batch["weights"] > 0
-        wrong_BxT = (jnp.argmax(logits, -1) != batch["targets"]) & trained_BxT
-        real_B = jnp.any(trained_BxT, axis=1)
-        return ce, dict(loss=ce, weight=_weight(batch["weights"]), examples=_weight(real_B),
-                        exact=_weight(real_B & ~jnp.any(wrong_BxT, axis=1)))
+        return ce, dict(loss=ce, weight=_weight(batch["weights"]),
+                        **_teacher_forced_exact(logits, batch["targets"], batch["weights"]))
     return loss
 
 
