@@ -128,7 +128,7 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
                      uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt,
                      token_keys=("enc", "dec_in"), fit=fit,
                      score=functools.partial(exact_score, key="fit_exact", n=len(fit)),
-                     score_name="share of sampled training replies not reproduced (+ val loss tie-break)")
+                     score_name="training replies missed (+ val loss tie-break)")
 
 
 def fit_sample(records: list[dict], n: int, seed: int) -> list[dict]:
