@@ -82,24 +82,31 @@ def concept_sim(concepts_NxD: np.ndarray) -> float:
     return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
+def _eval_pass(eval_fn, params, batches: list[dict], mesh, on_aux=None) -> tuple[float, float]:
+    """(loss, teacher-forced exact share) over `batches`; on_aux(aux) sees each batch's aux."""
+    total, weight, exact, count = 0.0, 0.0, 0.0, 0.0
+    for local in batches:
+        loss_sum, w, aux = eval_fn(params, global_batch(local, mesh))
+        total, weight = total + float(loss_sum), weight + float(w)
+        exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
+        if on_aux is not None:
+            on_aux(aux)
+    return total / max(weight, 1e-9), exact / max(count, 1.0)
+
+
 def evaluate(eval_fn, params, val_batches: list[dict], mesh, name: str, val_records,
              fit_batches: list[dict] = ()) -> dict[str, float]:
     """val_loss and val_exact (teacher-forced exact match) on the val batches, fit_exact on
     `fit_batches` (training examples) when given; the brain adds val_ppl and concept_sim."""
-    total, weight, exact, count, concepts = 0.0, 0.0, 0.0, 0.0, []
-    for local in val_batches:
-        loss_sum, w, aux = eval_fn(params, global_batch(local, mesh))
-        total, weight = total + float(loss_sum), weight + float(w)
-        exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
-        if name == "brain":
-            concepts.append(np.asarray(multihost_utils.process_allgather(aux["concept"], tiled=True)))
-    out = dict(val_loss=total / max(weight, 1e-9), val_exact=exact / max(count, 1.0))
+    concepts = []
+
+    def keep_concepts(aux):
+        concepts.append(np.asarray(multihost_utils.process_allgather(aux["concept"], tiled=True)))
+    val_loss, val_exact = _eval_pass(eval_fn, params, val_batches, mesh,
+                                     keep_concepts if name == "brain" else None)
+    out = dict(val_loss=val_loss, val_exact=val_exact)
     if fit_batches:
-        exact, count = 0.0, 0.0
-        for local in fit_batches:
-            _, _, aux = eval_fn(params, global_batch(local, mesh))
-            exact, count = exact + float(aux["exact"]), count + float(aux["examples"])
-        out["fit_exact"] = exact / max(count, 1.0)
+        out["fit_exact"] = _eval_pass(eval_fn, params, fit_batches, mesh)[1]
     if name == "brain":
         prompts, first = {}, []
         for i, r in enumerate(val_records):  # distinct prompts only
