@@ -88,11 +88,13 @@ def base() -> ml_collections.ConfigDict:
         enc_dropout=0.0,
         dec_dropout=0.1,
     )
-    c.planner = _model(layers=2, max_len=160, dropout=0.1)  # longest built-in goal + plan: 146
+    c.planner = _model(layers=2, max_len=160, dropout=0.1,  # longest built-in goal + plan: 146
+                       ngram_buckets=4096)  # rows of the hashed character n-gram table (model/ngrams.py)
     c.policy = _model(
         layers=1,
         max_len=128,
         dropout=0.1,
+        ngram_buckets=4096,       # rows of the hashed character n-gram table (model/ngrams.py)
         intent_weight=2.0,        # loss weights: intent and actions dominate
         action_weight=2.0,
         arg_weight=0.5,

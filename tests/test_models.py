@@ -134,7 +134,7 @@ def test_kv_cache_planner_matches_full_forward(cfg):
     tokens = jax.random.randint(jax.random.key(6), (3, 12), 0, 300)
     params = _init(planner, tokens)
     want = planner.apply({"params": params}, tokens)
-    got = _decode_all(Planner(planner.cfg, decode=True), params, tokens, (), rope_len=12)
+    got = _decode_all(Planner(planner.cfg, planner.ngram_buckets, decode=True), params, tokens, (), rope_len=12)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
 
 

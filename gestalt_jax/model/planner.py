@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import StackConfig, dense
+from gestalt_jax.model.ngrams import NgramBag
 from gestalt_jax.model.transformer import Stack, embedding, stack_config
 from gestalt_jax.text import plan_vocab
 
@@ -21,8 +22,12 @@ class Planner(nn.Module):
     A small model learns to point at the next goal byte far sooner than to reproduce it
     through the vocabulary (copying ran at 29% char accuracy on val goals without this head).
     The prompt is every position before the first STEP or THINK.
+
+    Each position's input also carries the bag of character n-grams of the goal up to it
+    (model/ngrams.py): evidence of each word on its own, beside the stack's view of the phrasing.
     """
     cfg: StackConfig
+    ngram_buckets: int
     train: bool = False
     decode: bool = False
 
@@ -32,22 +37,28 @@ class Planner(nn.Module):
         B, T = ids_BxT.shape
         if positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
+        starts_BxT = (ids_BxT == plan_vocab.STEP) | (ids_BxT == plan_vocab.THINK)
+        byte_BxT = ids_BxT - plan_vocab.CHAR_OFFSET
+        is_char_BxT = (byte_BxT >= 0) & (byte_BxT < 256)
+        initialised = self.has_variable("cache", "cached_copy_key")
+        if self.decode:
+            source_BxS, causal_BxTxS, offset = self._source_cache(byte_BxT, is_char_BxT, starts_BxT, initialised)
+        else:
+            in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
+            source_BxS, offset = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1), 0
+            causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
+        # Every position sees the n-grams of the goal so far (all of it from the prompt's end on).
+        bag_BxSxD = NgramBag(self.ngram_buckets, cfg, causal=True, name="ngrams")(source_BxS, source_BxS >= 0)
+        bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
         x = embedding(plan_vocab.VOCAB_SIZE, cfg, "embed")(ids_BxT)
+        x = x + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
         h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(h_BxTxD)
         logits_BxTxV = logits_BxTxV.astype(jnp.float32)
 
         q_BxTxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "copy_query")(h_BxTxD)
         k_BxTxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "copy_key")(h_BxTxD)
-        starts_BxT = (ids_BxT == plan_vocab.STEP) | (ids_BxT == plan_vocab.THINK)
-        byte_BxT = ids_BxT - plan_vocab.CHAR_OFFSET
-        is_char_BxT = (byte_BxT >= 0) & (byte_BxT < 256)
-        if self.decode:
-            k_BxSxD, source_BxS, causal_BxTxS = self._copy_cache(k_BxTxD, byte_BxT, is_char_BxT, starts_BxT)
-        else:
-            in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
-            k_BxSxD, source_BxS = k_BxTxD, jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1)
-            causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
+        k_BxSxD = self._key_cache(k_BxTxD, initialised) if self.decode else k_BxTxD
         scores_BxTxS = jnp.einsum("btd,bsd->bts", q_BxTxD, k_BxSxD,
                                   preferred_element_type=jnp.float32) / jnp.sqrt(cfg.d_model)
         scores_BxTxS = jnp.where((source_BxS >= 0)[:, None, :] & causal_BxTxS, scores_BxTxS, -jnp.inf)
@@ -59,29 +70,38 @@ class Planner(nn.Module):
         logits_BxTxV = jax.lax.dynamic_update_slice(logits_BxTxV, copy_BxTx256, (0, 0, plan_vocab.CHAR_OFFSET))
         return nn.with_logical_constraint(logits_BxTxV, ("batch", "length", "vocab"))
 
-    def _copy_cache(self, k_BxTxD, byte_BxT, is_char_BxT, starts_BxT):
-        """Decoding: copy keys and source bytes of every position so far, and which of them each
-        new position may see. Whether a row is still in its prompt carries over between calls."""
-        B, T, D = k_BxTxD.shape
-        initialised = self.has_variable("cache", "cached_copy_key")
-        ck = self.variable("cache", "cached_copy_key", jnp.zeros, (B, T, D), k_BxTxD.dtype)
+    def _source_cache(self, byte_BxT, is_char_BxT, starts_BxT, initialised):
+        """Decoding: the source byte of every position so far (-1 where none), which of them each
+        new position may see, and where the new positions start. Whether a row is still in its
+        prompt carries over between calls."""
+        B, T = byte_BxT.shape
         cs = self.variable("cache", "cached_copy_source", lambda: jnp.full((B, T), -1, jnp.int32))
         open_ = self.variable("cache", "copy_in_prompt", lambda: jnp.ones((B,), bool))
         index = self.variable("cache", "cached_copy_index", lambda: jnp.zeros((), jnp.int32))
         in_prompt_BxT = open_.value[:, None] & (jnp.cumsum(starts_BxT, axis=1) == 0)
         source_BxT = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1)
         if not initialised:  # init call: allocate at the given (maximum) length only
-            return k_BxTxD, source_BxT, jnp.tril(jnp.ones((T, T), bool))[None]
-        i, S = index.value, ck.value.shape[1]
-        ck.value = jax.lax.dynamic_update_slice(ck.value, k_BxTxD, (0, i, 0))
+            return source_BxT, jnp.tril(jnp.ones((T, T), bool))[None], 0
+        i, S = index.value, cs.value.shape[1]
         cs.value = jax.lax.dynamic_update_slice(cs.value, source_BxT, (0, i))
         open_.value = open_.value & ~jnp.any(starts_BxT, axis=1)
         index.value = i + T
         causal_TxS = jnp.arange(S)[None, :] <= (i + jnp.arange(T))[:, None]
-        return ck.value, cs.value, causal_TxS[None]
+        return cs.value, causal_TxS[None], i
+
+    def _key_cache(self, k_BxTxD, initialised):
+        """Decoding: the copy keys of every position so far (written where _source_cache left its
+        index before this call)."""
+        B, T, D = k_BxTxD.shape
+        ck = self.variable("cache", "cached_copy_key", jnp.zeros, (B, T, D), k_BxTxD.dtype)
+        if not initialised:
+            return k_BxTxD
+        i = self.get_variable("cache", "cached_copy_index") - T
+        ck.value = jax.lax.dynamic_update_slice(ck.value, k_BxTxD, (0, i, 0))
+        return ck.value
 
 
 def build_planner(c: ml_collections.ConfigDict, train: bool = False) -> Planner:
     p = c.planner
     return Planner(stack_config(p, c, layers=p.layers, dropout=p.dropout, causal=True, cross=False,
-                                train_len=p.max_len), train)
+                                train_len=p.max_len), p.ngram_buckets, train)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import StackConfig, dense
+from gestalt_jax.model.ngrams import NgramBag
 from gestalt_jax.model.transformer import ByteEncoder, stack_config
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels, plan_vocab
@@ -24,7 +25,9 @@ ARG_KINDS = ("none", "span", "from")
 
 
 class Policy(nn.Module):
+    """The pooled heads read the transformer's mean state beside the goal's n-gram bag."""
     cfg: StackConfig
+    ngram_buckets: int
     train: bool = False
 
     @nn.compact
@@ -34,7 +37,8 @@ class Policy(nn.Module):
         S, C = labels.NUM_SLOTS, ARG_CHANNELS
         valid_BxL = ids_BxL != byte_tok.PAD
         h_BxLxD, pooled_BxD = ByteEncoder(cfg, self.train, name="encoder")(ids_BxL)
-        pooled_BxD = pooled_BxD.astype(cfg.dtype)
+        bag_BxD = NgramBag(self.ngram_buckets, cfg, name="ngrams")(ids_BxL, ids_BxL < 256)
+        pooled_BxD = jnp.concatenate([pooled_BxD.astype(cfg.dtype), bag_BxD.astype(cfg.dtype)], axis=-1)
 
         def head(n, name, inputs=pooled_BxD, use_bias=True):
             return dense(n, ("embed", "vocab"), cfg, name, use_bias)(inputs).astype(jnp.float32)
@@ -58,4 +62,4 @@ class Policy(nn.Module):
 def build_policy(c: ml_collections.ConfigDict, train: bool = False) -> Policy:
     p = c.policy
     return Policy(stack_config(p, c, layers=p.layers, dropout=p.dropout, causal=False, cross=False,
-                               train_len=p.max_len), train)
+                               train_len=p.max_len), p.ngram_buckets, train)
