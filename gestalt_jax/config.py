@@ -95,6 +95,7 @@ def base() -> ml_collections.ConfigDict:
         max_len=128,
         dropout=0.1,
         ngram_buckets=4096,       # rows of the hashed character n-gram table (model/ngrams.py)
+        pooled_dropout=0.5,       # training rows whose pooled heads see the n-gram bag alone
         intent_weight=2.0,        # loss weights: intent and actions dominate
         action_weight=2.0,
         arg_weight=0.5,

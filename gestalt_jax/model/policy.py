@@ -10,6 +10,7 @@ Heads (S = 6 action slots, C = S × A argument channels, A = most arguments of a
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -25,9 +26,11 @@ ARG_KINDS = ("none", "span", "from")
 
 
 class Policy(nn.Module):
-    """The pooled heads read the transformer's mean state beside the goal's n-gram bag."""
+    """The pooled heads read the transformer's mean state beside the goal's n-gram bag; in
+    training, `pooled_dropout` of the rows see the bag alone."""
     cfg: StackConfig
     ngram_buckets: int
+    pooled_dropout: float = 0.0
     train: bool = False
 
     @nn.compact
@@ -38,6 +41,9 @@ class Policy(nn.Module):
         valid_BxL = ids_BxL != byte_tok.PAD
         h_BxLxD, pooled_BxD = ByteEncoder(cfg, self.train, name="encoder")(ids_BxL)
         bag_BxD = NgramBag(self.ngram_buckets, cfg, name="ngrams")(ids_BxL, ids_BxL < 256)
+        if self.train and self.pooled_dropout > 0:  # whole rows: those must be classified from the bag
+            keep_Bx1 = jax.random.bernoulli(self.make_rng("dropout"), 1 - self.pooled_dropout, (B, 1))
+            pooled_BxD = pooled_BxD * keep_Bx1
         pooled_BxD = jnp.concatenate([pooled_BxD.astype(cfg.dtype), bag_BxD.astype(cfg.dtype)], axis=-1)
 
         def head(n, name, inputs=pooled_BxD, use_bias=True):
@@ -62,4 +68,4 @@ class Policy(nn.Module):
 def build_policy(c: ml_collections.ConfigDict, train: bool = False) -> Policy:
     p = c.policy
     return Policy(stack_config(p, c, layers=p.layers, dropout=p.dropout, causal=False, cross=False,
-                               train_len=p.max_len), p.ngram_buckets, train)
+                               train_len=p.max_len), p.ngram_buckets, p.pooled_dropout, train)
