@@ -2,7 +2,8 @@
 
     python benchmarks/ngram_baseline.py --buckets=16384 --steps=1500
 
-Features are the buckets planner and policy hash a goal's n-grams into (model/ngrams.py),
+Features are the buckets the policy hashes a goal's n-grams into (model/ngrams.py; the
+planner hashes its prompt, the goal between a "Goal" and a "Plan" line, the same way),
 counted per goal and L2-normalised; two softmax classifiers (intent, and the whole action
 sequence as one class) train with Adam on datasets/goals/train.jsonl + synthetic.jsonl and
 are scored on held_out.jsonl. Prints a Markdown table. This is the baseline the planner and
