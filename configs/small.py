@@ -7,7 +7,8 @@ def get_config():
     c = config.base()
     c.tier = "small"
     c.brain.update(d_model=128, heads=4, d_ff=512, enc_layers=1, dec_layers=3,
-                   n_prefix=8, mem_k=4, mem_capacity=256, enc_len=96, dec_len=192)
+                   n_prefix=8, mem_k=4, mem_capacity=256, enc_len=96, dec_len=192,
+                   ngram_buckets=16384)
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=3, max_len=160, ngram_buckets=16384)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384)
     for phase in ("sft", "planner_sft", "policy_sft"):

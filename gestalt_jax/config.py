@@ -87,6 +87,7 @@ def base() -> ml_collections.ConfigDict:
         dec_len=128,
         enc_dropout=0.0,
         dec_dropout=0.1,
+        ngram_buckets=4096,       # rows of the encoder's hashed character n-gram table (model/ngrams.py)
     )
     c.planner = _model(layers=2, max_len=160, dropout=0.1,  # longest built-in goal + plan: 146
                        ngram_buckets=4096)  # rows of the hashed character n-gram table (model/ngrams.py)
@@ -108,6 +109,8 @@ def base() -> ml_collections.ConfigDict:
     c.sft.memory_prob = 0.5       # share of later steps that attach K memory vectors
     c.sft.memory_pool = 256       # recent concept vectors kept to draw memory from
     c.sft.fit_sample = 256        # training pairs whose teacher-forced exact match picks the best brain
+    c.sft.prompt_augment = 0.5    # share of drawn training pairs whose prompt gets typos, case changes, fillers
+    c.sft.concept_noise = 0.5     # Gaussian noise on the decoder's concept, relative to its RMS (model/brain.py)
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
@@ -119,6 +122,9 @@ def base() -> ml_collections.ConfigDict:
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
         # comma-separated path or path:weight: more training goals, never validated on
         goals_extra=str(DATASETS / "goals" / "synthetic.jsonl"),
+        # comma-separated path or path:weight: talk files (any talk format) whose prompts train
+        # planner and policy as CONVERSATION goals (a lone TALK), drawn beside the goal files
+        goals_chat=str(DATASETS / "talk" / "train.jsonl") + ":0.2",
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
         val_frac=0.1,
         split_seed=0,
@@ -253,7 +259,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         for k in ("batch_size", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
-    for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob"):
+    need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
+    for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):
         need(0 <= c.sft[k] <= 1, f"sft.{k}", "must lie in [0, 1]")
     need(c.sft.fit_sample >= 1, "sft.fit_sample", "must be >= 1")
     need(c.sft.memory_pool >= c.sft.batch_size, "sft.memory_pool",
@@ -289,8 +296,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(Path(given["gen.gallery_file"]).is_file(), "gen.gallery_file", "no such file")
         held_out = given["gen.held_out_file"]
         need(not held_out or Path(held_out).is_file(), "gen.held_out_file", "no such file")
-        for key in ("data.talk_files", "data.goals_extra"):
-            for path, _ in weighted_files(given[key], key, allow_empty=key == "data.goals_extra"):
+        for key in ("data.talk_files", "data.goals_extra", "data.goals_chat"):
+            for path, _ in weighted_files(given[key], key, allow_empty=key != "data.talk_files"):
                 if not Path(path).is_file():
                     raise ConfigError(f"config.{key}: no such file {path!r}")
 

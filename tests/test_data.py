@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gestalt_jax import config
 from gestalt_jax.data import augment
 from gestalt_jax.data import examples as ex
 from gestalt_jax.data import formats, masks, pipeline
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels
+from gestalt_jax.train import phases
 
 DATASETS = Path(__file__).parent.parent / "datasets"
 TALK = DATASETS / "talk" / "train.jsonl"
@@ -324,3 +326,37 @@ def test_augmented_path_keeps_its_shape():
             assert new.endswith("/") == old.endswith("/")
             assert old.endswith(".patch") <= new.endswith(".patch")
     assert augment.new_value("text", "the VPN", rng) is None  # free text is kept
+
+
+def test_whole_goal_case_changes_leave_argument_spans_as_written():
+    record = {"goal": "Search for parseConfigV2 in the code", "intent": "SEARCH", "actions": ["SEARCH"],
+              "args": [{"pattern": "parseConfigV2"}]}
+    seen = set()
+    for seed in range(300):
+        a = augment._surface(record["goal"], ["parseConfigV2"], np.random.default_rng(seed))
+        assert "parseConfigV2" in a
+        outside = a.replace("parseConfigV2", "")
+        seen.add("upper" if outside.isupper() else "lower" if outside.islower() else "mixed")
+    assert seen == {"upper", "lower", "mixed"}
+
+
+def test_talk_prompt_rewrites_keep_the_response():
+    pair = {"prompt": "what is a mutex?", "response": "A lock with opinions.", ex.WHERE: "t.jsonl:1"}
+    rewritten = [augment.sometimes(pair, np.random.default_rng(s), 1.0, augment.talk_prompt) for s in range(50)]
+    assert all(r["response"] == pair["response"] and r[ex.WHERE] == pair[ex.WHERE] for r in rewritten)
+    assert len({r["prompt"] for r in rewritten}) > 10
+    assert augment.sometimes(pair, np.random.default_rng(0), 0.0, augment.talk_prompt) is pair
+
+
+def test_talk_prompts_train_planner_and_policy_as_conversation(tmp_path):
+    talk = tmp_path / "chat.jsonl"
+    talk.write_text(json.dumps({"messages": [{"role": "user", "content": "how do you feel today?"},
+                                             {"role": "assistant", "content": "Operational."}]}) + "\n")
+    c = config.load_tier("test")
+    c.data.goals_chat = f"{talk}:0.3"
+    spec = phases.goal_spec(c, "policy")
+    (chat, weight), = [s for s in spec.sources if s[0][0]["goal"] == "how do you feel today?"]
+    assert weight == 0.3 and ex.goal_problem(chat[0]) is None
+    assert (chat[0]["intent"], chat[0]["actions"]) == ("CONVERSATION", ["TALK"])
+    c.data.goals_chat = ""
+    assert len(phases.goal_spec(c, "planner").sources) == len(spec.sources) - 1

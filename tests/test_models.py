@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.model.brain import Brain, LanguageDecoder, build_brain
+from gestalt_jax.model.brain import LanguageDecoder, build_brain
 from gestalt_jax.model.layers import apply_rope, rope_tables
 from gestalt_jax.model.planner import Planner, build_planner
 from gestalt_jax.model.transformer import ByteEncoder, Stack
@@ -145,7 +145,7 @@ def test_cross_attention_contributes_nothing_without_memory(cfg):
     memory = jax.random.normal(jax.random.key(7), (2, cfg.brain.mem_k, cfg.brain.d_model))
     params = _init(brain, enc, dec_in, memory)
     with_cross, _ = brain.apply({"params": params}, enc, dec_in, None)
-    no_cross = Brain(brain.enc, dataclasses.replace(brain.dec, cross=False), brain.n_prefix, brain.dec_vocab)
+    no_cross = brain.clone(dec=dataclasses.replace(brain.dec, cross=False))
     stripped = jax.tree.map(lambda x: x, params)  # a copy whose dicts we may edit
     for block in stripped["decoder"]["stack"].values():
         if isinstance(block, dict):
@@ -164,3 +164,19 @@ def test_decoder_logits_cover_text_positions_only(cfg):
     logits, concept = brain.apply({"params": params}, enc, dec_in)
     assert logits.shape == (1, 17, config_lib.decoder_vocab(cfg))
     assert concept.shape == (1, cfg.brain.d_model)
+
+
+def test_concept_noise_conditions_training_only(cfg):
+    brain = build_brain(cfg)
+    assert brain.concept_noise > 0
+    enc = jnp.asarray(byte_tok.encode_left(["what is a mutex?", "hi"], cfg.brain.enc_len))
+    dec_in, _, _ = byte_tok.decoder_pair(["A lock.", "Hello."], cfg.brain.dec_len)
+    params = _init(brain, enc, dec_in)
+    rngs = {"dropout": jax.random.key(3)}
+    noisy, concept = brain.clone(train=True).apply({"params": params}, enc, dec_in, rngs=rngs)
+    quiet, concept_quiet = brain.clone(train=True, concept_noise=0.0).apply({"params": params}, enc, dec_in, rngs=rngs)
+    np.testing.assert_array_equal(concept, concept_quiet)  # the concept itself is not noised
+    assert not np.allclose(noisy, quiet, atol=1e-4)  # what the decoder is conditioned on is
+    served, _ = brain.apply({"params": params}, enc, dec_in)
+    unnoised, _ = brain.clone(concept_noise=0.0).apply({"params": params}, enc, dec_in)
+    np.testing.assert_array_equal(served, unnoised)

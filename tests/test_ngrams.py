@@ -47,13 +47,13 @@ def test_buckets_fold_ascii_case():
     assert upper == lower
 
 
-def _bag(causal):
+def _bag(pool):
     c = config.base()
-    return ngrams.NgramBag(BUCKETS, build_policy(c).cfg, causal=causal)
+    return ngrams.NgramBag(BUCKETS, build_policy(c).cfg, pool=pool)
 
 
 def test_bag_depends_on_the_text_only_and_sees_each_ngram():
-    bag = _bag(causal=False)
+    bag = _bag("row")
     short = byte_tok.encode_left(["list the files in src"], 32)
     long = byte_tok.encode_left(["list the files in src"], 64)
     other = byte_tok.encode_left(["list the files in lib"], 32)
@@ -63,8 +63,9 @@ def test_bag_depends_on_the_text_only_and_sees_each_ngram():
     assert not np.allclose(out[0], out[2], atol=1e-3)
 
 
-def test_causal_bag_at_each_position_ignores_what_follows():
-    bag = _bag(causal=True)
+@pytest.mark.parametrize("pool", ["prefix", "position"])
+def test_bag_at_each_position_ignores_what_follows(pool):
+    bag = _bag(pool)
     a = np.array([list(b"search for foo then read it".ljust(40, b" "))])
     b = a.copy()
     b[0, 20:] = ord("x")

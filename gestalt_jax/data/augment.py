@@ -1,4 +1,5 @@
-"""Label-preserving rewrites of training goals, so planner and policy learn to copy arguments.
+"""Label-preserving rewrites of training goals, so planner and policy learn to copy arguments,
+and of talk prompts, so the brain's concept of a request does not hang on its exact spelling.
 
 With a few hundred goals, a model can memorise every path and pattern it was shown instead
 of learning to copy the span from the goal. Each draw of a training goal may therefore get
@@ -96,7 +97,11 @@ def _surface(goal: str, values: list[str], rng: np.random.Generator) -> str:
         if spots:
             i = int(rng.choice(spots))
             goal = goal[:i] + goal[i + 1] + goal[i] + goal[i + 2:]
-    if rng.random() < 0.3 and goal and _free(0, spans):
+    case = rng.random()
+    if case < 0.15:  # the whole request shouted or typed in lower case; argument spans keep theirs
+        change = str.upper if case < 0.05 else str.lower
+        goal = "".join(ch if not _free(i, spans) else change(ch) for i, ch in enumerate(goal))
+    elif rng.random() < 0.3 and goal and _free(0, spans):
         goal = (goal[0].lower() if goal[0].isupper() else goal[0].upper()) + goal[1:]
     if rng.random() < 0.3:
         goal = str(rng.choice(PREFIXES)) + goal
@@ -128,6 +133,13 @@ def augment(record: dict, rng: np.random.Generator) -> dict:
     return record if examples.goal_problem(out) else out
 
 
-def sometimes(record: dict, rng: np.random.Generator, p: float) -> dict:
-    """`augment` with probability p, else the record as written."""
-    return augment(record, rng) if rng.random() < p else record
+def talk_prompt(pair: dict, rng: np.random.Generator) -> dict:
+    """A talk pair with the same response and its prompt as a user might type it: a typo, a
+    changed case, a filler before or after."""
+    return dict(pair, prompt=_surface(pair["prompt"], [], rng))
+
+
+def sometimes(record: dict, rng: np.random.Generator, p: float, rewrite=augment) -> dict:
+    """`rewrite` (a labelled goal's `augment`, or `talk_prompt`) with probability p, else the
+    record as written."""
+    return rewrite(record, rng) if rng.random() < p else record

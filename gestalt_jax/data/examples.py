@@ -152,6 +152,12 @@ def goal_problem(r: dict) -> str | None:
     return None
 
 
+def chat_goal(pair: dict) -> dict:
+    """A talk pair's prompt as a labelled goal: conversation, one TALK step."""
+    return {"goal": pair["prompt"], "intent": "CONVERSATION", "actions": ["TALK"], "args": [{}],
+            WHERE: pair[WHERE]}
+
+
 def goal_steps(record: dict) -> list[dict]:
     """A labelled goal's actions and args as plan steps `{"tool", "args"}`."""
     args = record.get("args") or [{} for _ in record["actions"]]

@@ -9,6 +9,7 @@ LanguageDecoder: [N prefix] + BOS + text → logits at text positions only.
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -54,16 +55,23 @@ class LanguageDecoder(nn.Module):
 
 
 class Brain(nn.Module):
-    """Encoder, both projectors and the decoder. `__call__` is the SFT forward pass."""
+    """Encoder, both projectors and the decoder. `__call__` is the SFT forward pass.
+
+    In training, `concept_noise` adds Gaussian noise of that size relative to each concept's
+    RMS before the prefix: the decoder learns to give a training reply from anywhere near its
+    concept, so a new prompt whose concept lands near a known one gets a whole reply rather
+    than a blend of several."""
     enc: StackConfig
     dec: StackConfig
     n_prefix: int
     dec_vocab: int
+    ngram_buckets: int = 0
+    concept_noise: float = 0.0
     train: bool = False
 
     def setup(self):
         D = self.dec.d_model
-        self.encoder = ByteEncoder(self.enc, self.train)
+        self.encoder = ByteEncoder(self.enc, self.train, self.ngram_buckets)
         self.concept_proj = dense(self.n_prefix * D, ("embed", "mlp"), self.dec, "concept_proj",
                                   use_bias=True)
         self.memory_proj = dense(D, ("embed", "mlp"), self.dec, "memory_proj", use_bias=True)
@@ -82,7 +90,12 @@ class Brain(nn.Module):
     def __call__(self, enc_ids_BxL, dec_ids_BxT, memory_BxKxD=None):
         """Logits [B, T, V] at text positions, and the concept vectors [B, D]."""
         concept_BxD = self.encode(enc_ids_BxL)
-        logits = self.decoder(dec_ids_BxT, self.prefix(concept_BxD), self.memory(memory_BxKxD))
+        conditioned_BxD = concept_BxD
+        if self.train and self.concept_noise > 0:
+            rms_Bx1 = jax.lax.stop_gradient(jnp.sqrt(jnp.mean(jnp.square(concept_BxD), -1, keepdims=True)))
+            eps_BxD = jax.random.normal(self.make_rng("dropout"), concept_BxD.shape, concept_BxD.dtype)
+            conditioned_BxD = concept_BxD + self.concept_noise * rms_Bx1 * eps_BxD
+        logits = self.decoder(dec_ids_BxT, self.prefix(conditioned_BxD), self.memory(memory_BxKxD))
         return logits, concept_BxD
 
 
@@ -92,4 +105,4 @@ def build_brain(c: ml_collections.ConfigDict, train: bool = False) -> Brain:
                        train_len=b.enc_len)
     dec = stack_config(b, c, layers=b.dec_layers, dropout=b.dec_dropout, causal=True, cross=True,
                        train_len=b.dec_len)
-    return Brain(enc, dec, b.n_prefix, config_lib.decoder_vocab(c), train)
+    return Brain(enc, dec, b.n_prefix, config_lib.decoder_vocab(c), b.ngram_buckets, c.sft.concept_noise, train)

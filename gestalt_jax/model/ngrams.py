@@ -45,18 +45,19 @@ def ngram_buckets(bytes_BxL, text_BxL, n: int, buckets: int):
 
 
 class NgramBag(nn.Module):
-    """Mean n-gram embedding of each row [B, D], or with causal=True of each prefix [B, L, D]
-    (position i sees the n-grams ending at or before i), RMS-normalised.
+    """Mean n-gram embedding, RMS-normalised, pooled by `pool`: "row" over each row [B, D];
+    "prefix" over each prefix [B, L, D] (position i sees the n-grams ending at or before i);
+    "position" over the n-grams ending at each position [B, L, D] (zero where none does).
 
-    Non-causal, the text may end at the last position, so a boundary follows it."""
+    Pooled by row, the text may end at the last position, so a boundary follows it."""
     buckets: int
     cfg: StackConfig
-    causal: bool = False
+    pool: str = "row"
 
     @nn.compact
     def __call__(self, bytes_BxL, text_BxL):
         cfg = self.cfg
-        if not self.causal:
+        if self.pool == "row":
             bytes_BxL = jnp.pad(bytes_BxL, ((0, 0), (0, 1)))
             text_BxL = jnp.pad(text_BxL, ((0, 0), (0, 1)))
         table = self.param("table", nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed")),
@@ -67,9 +68,27 @@ class NgramBag(nn.Module):
             w_BxL = counts_BxL.astype(jnp.float32)
             total_BxLxD = total_BxLxD + jnp.take(table, ids_BxL, axis=0).astype(jnp.float32) * w_BxL[..., None]
             count_BxL = count_BxL + w_BxL
-        if self.causal:
+        if self.pool == "prefix":
             total_BxLxD, count_BxL = jnp.cumsum(total_BxLxD, axis=1), jnp.cumsum(count_BxL, axis=1)
-        else:
+        elif self.pool == "row":
             total_BxLxD, count_BxL = jnp.sum(total_BxLxD, axis=1), jnp.sum(count_BxL, axis=1)
+        elif self.pool != "position":
+            raise ValueError(f"NgramBag pool {self.pool!r}: expected row, prefix or position")
         mean = total_BxLxD / jnp.maximum(count_BxL, 1.0)[..., None]
-        return RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="norm")(mean.astype(cfg.dtype))
+        out = RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="norm")(mean.astype(cfg.dtype))
+        return out * (count_BxL > 0)[..., None].astype(out.dtype) if self.pool == "position" else out
+
+
+class NgramInput(nn.Module):
+    """The n-grams ending at each position [B, L, D] as an addition to a stack's input, scaled
+    per channel from the byte embedding's size (0.02) so neither drowns the other at the start."""
+    buckets: int
+    cfg: StackConfig
+
+    @nn.compact
+    def __call__(self, bytes_BxL, text_BxL):
+        cfg = self.cfg
+        local_BxLxD = NgramBag(self.buckets, cfg, pool="position", name="bag")(bytes_BxL, text_BxL)
+        scale_D = self.param("scale", nn.with_logical_partitioning(nn.initializers.constant(0.02), ("embed",)),
+                             (cfg.d_model,), cfg.param_dtype)
+        return (local_BxLxD * scale_D).astype(cfg.dtype)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import StackConfig, dense
-from gestalt_jax.model.ngrams import NgramBag
+from gestalt_jax.model.ngrams import NgramBag, NgramInput
 from gestalt_jax.model.transformer import Stack, embedding, stack_config
 from gestalt_jax.text import plan_vocab
 
@@ -26,7 +26,8 @@ class Planner(nn.Module):
     The LM head (tools, structure, references) also reads the bag of character n-grams of the
     goal up to each position (model/ngrams.py): evidence of each word on its own, beside the
     stack's view of the phrasing. (Added to the stack's input instead, it lowered held-out
-    action and argument accuracy: BENCHMARKS.md.)
+    action and argument accuracy: BENCHMARKS.md.) The stack's input at each prompt position
+    holds the n-grams ending there, as the byte encoder's does.
     """
     cfg: StackConfig
     ngram_buckets: int
@@ -50,9 +51,12 @@ class Planner(nn.Module):
             source_BxS, offset = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1), 0
             causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
         x = embedding(plan_vocab.VOCAB_SIZE, cfg, "embed")(ids_BxT)
+        # Each prompt position's input also holds the goal's n-grams ending there.
+        local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0)
+        x = x + jax.lax.dynamic_slice_in_dim(local_BxSxD, offset, T, axis=1).astype(x.dtype)
         h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T)
         # The LM head also reads the n-grams of the goal so far (all of it from the prompt's end on).
-        bag_BxSxD = NgramBag(self.ngram_buckets, cfg, causal=True, name="ngrams")(source_BxS, source_BxS >= 0)
+        bag_BxSxD = NgramBag(self.ngram_buckets, cfg, pool="prefix", name="ngrams")(source_BxS, source_BxS >= 0)
         bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
         lm_in_BxTxD = h_BxTxD + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(lm_in_BxTxD)

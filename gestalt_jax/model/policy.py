@@ -39,7 +39,7 @@ class Policy(nn.Module):
         B, L = ids_BxL.shape
         S, C = labels.NUM_SLOTS, ARG_CHANNELS
         valid_BxL = ids_BxL != byte_tok.PAD
-        h_BxLxD, pooled_BxD = ByteEncoder(cfg, self.train, name="encoder")(ids_BxL)
+        h_BxLxD, pooled_BxD = ByteEncoder(cfg, self.train, self.ngram_buckets, name="encoder")(ids_BxL)
         bag_BxD = NgramBag(self.ngram_buckets, cfg, name="ngrams")(ids_BxL, ids_BxL < 256)
         if self.train and self.pooled_dropout > 0:  # whole rows: those must be classified from the bag
             keep_Bx1 = jax.random.bernoulli(self.make_rng("dropout"), 1 - self.pooled_dropout, (B, 1))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import Block, RMSNorm, StackConfig
+from gestalt_jax.model.ngrams import NgramInput
 from gestalt_jax.text import bytes as byte_tok
 
 
@@ -70,13 +71,20 @@ class Stack(nn.Module):
 class ByteEncoder(nn.Module):
     """Left-padded byte ids → per-position states [B, L, D] and their mean over real positions [B, D].
 
-    Shared by the concept encoder and the policy: one byte vocabulary for both."""
+    Shared by the concept encoder and the policy: one byte vocabulary for both. With
+    `ngram_buckets`, each position's input also holds the character n-grams ending there
+    (model/ngrams.py), so a word shares evidence with every other word of the same stems
+    however the rest of the text is phrased."""
     cfg: StackConfig
     train: bool = False
+    ngram_buckets: int = 0
 
     @nn.compact
     def __call__(self, ids_BxL):
+        cfg = self.cfg
         valid_BxL = ids_BxL != byte_tok.PAD
-        x = embedding(byte_tok.VOCAB_SIZE, self.cfg, "embed")(ids_BxL)
+        x = embedding(byte_tok.VOCAB_SIZE, cfg, "embed")(ids_BxL)
+        if self.ngram_buckets:
+            x = x + NgramInput(self.ngram_buckets, cfg, name="ngrams")(ids_BxL, ids_BxL < 256).astype(x.dtype)
         h_BxLxD = Stack(self.cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
         return h_BxLxD, mean_pool(h_BxLxD, valid_BxL)

@@ -123,7 +123,9 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     # val loss: every val response is unseen, so val loss turns upward after a few hundred
     # steps while the share of training replies reproduced exactly still climbs.
     fit = fit_sample([r for records, _ in sources for r in records], c.sft.fit_sample, c.data.split_seed)
+    rewrite = functools.partial(augment.sometimes, p=c.sft.prompt_augment, rewrite=augment.talk_prompt)
     return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
+                     augment=rewrite if c.sft.prompt_augment > 0 else None,
                      prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
                      uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt,
                      token_keys=("enc", "dec_in"), fit=fit,
@@ -152,6 +154,12 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         extra = examples.load_goals(path)
         examples.warn_truncated(extra, functools.partial(truncated, max_len=max_len))
         sources.append((extra, weight))
+    # Prompts of the talk corpus: what people say when they want no tool, questions about the
+    # tools included ("what does run tests do?").
+    for pairs, weight in formats.load_talk(c.data.goals_chat, "data.goals_chat"):
+        chat = [examples.chat_goal(p) for p in pairs]
+        examples.warn_truncated(chat, functools.partial(truncated, max_len=max_len))
+        sources.append((chat, weight))
     spec = PhaseSpec(name, phase, sources, val, functools.partial(fn, max_len=max_len),
                      token_keys=("inputs",) if name == "planner" else ("ids",))
     if name == "policy":
