@@ -21,14 +21,16 @@ def _planner():
 
 def test_batched_plans_match_step_by_step_constrained_argmax():
     c, model, params = _planner()
-    goals = ["run the tests", "find where parse_config is defined and open that file", "hi"]
+    # The last goal leaves 7 plan tokens; that budget is its own, not the batch's.
+    goals = ["run the tests", "find where parse_config is defined and open that file", "hi",
+             "so, " * 33 + "open a.md"]
     plans = plan_lib.plan(model, params, goals, c.planner.max_len)
-    assert len(plans) == 3 and all(1 <= len(p["steps"]) for p in plans)
+    assert len(plans) == 4 and all(1 <= len(p["steps"]) for p in plans)
     # The same decode, one goal at a time, one full forward per token, in plain Python.
     forward = jax.jit(lambda p, ids: model.apply({"params": p}, ids))
     for goal, got in zip(goals, plans):
         ids = pv.encode_prompt(goal)
-        state, budget = plan_fsm.START, c.planner.max_len - max(len(pv.encode_prompt(g)) for g in goals)
+        state, budget = plan_fsm.START, c.planner.max_len - len(ids)
         span = None  # bytes quoted so far, inside a quote
         for t in range(budget):
             buf = np.full((1, c.planner.max_len), pv.PAD, np.int32)

@@ -52,11 +52,14 @@ def decode(model: Planner, params, goals: list[str], max_len: int) -> np.ndarray
     buf = np.full((len(goals), max_len), pv.PAD, np.int32)
     for b, p in enumerate(prompts):
         buf[b, : len(p)] = p
-    max_new = max_len - int(lens.max())
+    # Each row may fill the buffer after its own prompt: a long goal in the batch does not
+    # shorten the others' plans.
+    budget = max_len - lens
     carry = (params, jnp.asarray(buf), jnp.asarray(lens))
     last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
     goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
-    return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, max_new, goal_BxG))
+    return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, int(budget.max()), goal_BxG,
+                                                  jnp.asarray(budget)))
 
 
 def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:

@@ -142,9 +142,10 @@ def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
 def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int,
-                       goal_BxG: jax.Array | None = None) -> jax.Array:
-    """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new, PAD after.
-    One compiled while-loop, which ends when every row has emitted EOS.
+                       goal_BxG: jax.Array | None = None, budget_B: jax.Array | None = None) -> jax.Array:
+    """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new (within
+    `budget_B` <= max_new tokens for each row, when given), PAD after. One compiled
+    while-loop, which ends when every row has emitted EOS.
 
     `logits_fn(carry, token_B, t) -> (carry, logits_BxV)` feeds token_B (at t=0 `last_B`,
     normally the prompt's last token; afterwards the token decoded at t-1) and returns the
@@ -162,9 +163,10 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     """
     if max_new < MIN_NEW:
         raise ValueError(f"max_new={max_new}: the shortest plan needs {MIN_NEW} tokens")
+    B = last_B.shape[0]
+    budget_B = jnp.full((B,), max_new, jnp.int32) if budget_B is None else jnp.asarray(budget_B, jnp.int32)
     cost_SxV, next_SxV = jnp.asarray(_COST), jnp.asarray(NEXT_STATE)
     in_quote_S = jnp.asarray(IN_QUOTE)
-    B = last_B.shape[0]
     if goal_BxG is None:
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
 
@@ -175,7 +177,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     def step(val):
         t, carry, tok_B, state_B, match_BxG, out_BxT = val
         carry, logits_BxV = logits_fn(carry, tok_B, t)
-        ok_BxV = cost_SxV[state_B] <= max_new - 1 - t
+        ok_BxV = cost_SxV[state_B] <= (budget_B - 1 - t)[:, None]
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
