@@ -22,6 +22,8 @@ MESH_AXES = ("data", "fsdp", "tensor")
 PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
+# Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.
+FILE_LISTS = {"data.talk_files": False, "data.goals_extra": True, "data.goals_chat": True}
 
 
 class ConfigError(ValueError):
@@ -296,14 +298,15 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(Path(given["gen.gallery_file"]).is_file(), "gen.gallery_file", "no such file")
         held_out = given["gen.held_out_file"]
         need(not held_out or Path(held_out).is_file(), "gen.held_out_file", "no such file")
-        for key in ("data.talk_files", "data.goals_extra", "data.goals_chat"):
-            for path, _ in weighted_files(given[key], key, allow_empty=key != "data.talk_files"):
+        for key in FILE_LISTS:
+            for path, _ in weighted_files(given[key], key):
                 if not Path(path).is_file():
                     raise ConfigError(f"config.{key}: no such file {path!r}")
 
 
-def weighted_files(spec: str, key: str = "data.talk_files", allow_empty: bool = False) -> list[tuple[str, float]]:
-    """Parse `path[:weight],path[:weight]` (the value of config.<key>) into (path, weight) pairs."""
+def weighted_files(spec: str, key: str = "data.talk_files") -> list[tuple[str, float]]:
+    """Parse `path[:weight],path[:weight]` (the value of config.<key>, one of FILE_LISTS) into
+    (path, weight) pairs."""
     out = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         path, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
@@ -314,7 +317,7 @@ def weighted_files(spec: str, key: str = "data.talk_files", allow_empty: bool = 
         if w <= 0:
             raise ConfigError(f"config.{key}: weight must be > 0 in {part!r}")
         out.append((path, w))
-    if not out and not allow_empty:
+    if not out and not FILE_LISTS[key]:
         raise ConfigError(f"config.{key}: no file given")
     return out
 

@@ -90,5 +90,4 @@ def load_talk_file(path: str | Path) -> list[dict]:
 
 def load_talk(spec: str, key: str = "data.talk_files") -> list[tuple[list[dict], float]]:
     """(pairs, weight) per file of a comma-separated `path[:weight]` list (config.<key>)."""
-    return [(load_talk_file(path), weight)
-            for path, weight in config_lib.weighted_files(spec, key, allow_empty=key != "data.talk_files")]
+    return [(load_talk_file(path), weight) for path, weight in config_lib.weighted_files(spec, key)]

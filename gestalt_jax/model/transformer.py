@@ -86,5 +86,5 @@ class ByteEncoder(nn.Module):
         x = embedding(byte_tok.VOCAB_SIZE, cfg, "embed")(ids_BxL)
         if self.ngram_buckets:
             x = x + NgramInput(self.ngram_buckets, cfg, name="ngrams")(ids_BxL, ids_BxL < 256).astype(x.dtype)
-        h_BxLxD = Stack(self.cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
+        h_BxLxD = Stack(cfg, self.train, name="stack")(x, text_positions(valid_BxL), valid_BxL)
         return h_BxLxD, mean_pool(h_BxLxD, valid_BxL)

@@ -150,7 +150,7 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         max_len = c.policy.max_len
     examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
     sources = [(train_part, 1.0)]
-    for path, weight in config_lib.weighted_files(c.data.goals_extra, "data.goals_extra", allow_empty=True):
+    for path, weight in config_lib.weighted_files(c.data.goals_extra, "data.goals_extra"):
         extra = examples.load_goals(path)
         examples.warn_truncated(extra, functools.partial(truncated, max_len=max_len))
         sources.append((extra, weight))
