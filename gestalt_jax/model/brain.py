@@ -58,9 +58,9 @@ class Brain(nn.Module):
     """Encoder, both projectors and the decoder. `__call__` is the SFT forward pass.
 
     In training, `concept_noise` adds Gaussian noise of that size relative to each concept's
-    RMS before the prefix: the decoder learns to give a training reply from anywhere near its
-    concept, so a new prompt whose concept lands near a known one gets a whole reply rather
-    than a blend of several."""
+    RMS before the prefix, to teach the decoder a whole training reply from anywhere near its
+    concept, so that a new prompt whose concept lands near a known one is not answered with a
+    blend of several (how far that goes: BENCHMARKS.md)."""
     enc: StackConfig
     dec: StackConfig
     n_prefix: int
