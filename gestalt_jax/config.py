@@ -92,7 +92,10 @@ def base() -> ml_collections.ConfigDict:
         ngram_buckets=4096,       # rows of the encoder's hashed character n-gram table (model/ngrams.py)
     )
     c.planner = _model(layers=2, max_len=160, dropout=0.1,  # longest built-in goal + plan: 146
-                       ngram_buckets=4096)  # rows of the hashed character n-gram table (model/ngrams.py)
+                       ngram_buckets=4096,  # rows of the hashed character n-gram table (model/ngrams.py)
+                       # decoding follows the policy's intent: a tool's intent is a one-step plan of
+                       # that tool, COMPOSITE two or more steps (infer/plan_fsm.guidance)
+                       follow_intent=True)
     c.policy = _model(
         layers=1,
         max_len=128,

@@ -60,3 +60,15 @@ def test_overlong_goal_keeps_its_end_and_still_plans():
     assert bytes(i - pv.CHAR_OFFSET for i in ids if i >= pv.CHAR_OFFSET).decode().endswith("src/app/main.py\nPlan\n")
     (result,) = plan_lib.plan(model, params, [goal], c.planner.max_len)
     assert result["steps"]
+
+
+def test_plans_follow_the_given_intents():
+    c, model, params = _planner()
+    goals = ["run the tests", "find where parse_config is defined and open that file", "hi", "prove a=a"]
+    intents = ["LEAN_SUITE", "COMPOSITE", "CONVERSATION", None]
+    free = plan_lib.plan(model, params, goals, c.planner.max_len)
+    guided = plan_lib.plan(model, params, goals, c.planner.max_len, intents)
+    assert [s["tool"] for s in guided[0]["steps"]] == ["LEAN_SUITE"]
+    assert len(guided[1]["steps"]) >= 2
+    assert [s["tool"] for s in guided[2]["steps"]] == ["TALK"]
+    assert guided[3] == free[3]  # no intent: the planner alone

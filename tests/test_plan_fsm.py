@@ -95,6 +95,35 @@ def test_random_logits_quote_only_spans_of_the_goal(max_new):
     assert quoted > 0  # the property was exercised
 
 
+_INTENTS = [None, "COMPOSITE", "CONVERSATION", "SEARCH", "PROVE_ALGEBRA", "TRAIN", "READ_FILE", "COMPOSITE"] * (B // 8)
+
+
+@pytest.mark.parametrize("max_new", [fsm.MIN_NEW, 9, 40])
+def test_random_logits_follow_the_intent_guidance(max_new):
+    # Favouring EOP pulls every row towards a one-step plan, STEP towards eight steps: the
+    # guidance must win over both wherever the budget leaves room, and the plan must parse.
+    guide = fsm.guidance(_INTENTS)
+    for favour in ((pv.EOP,), (pv.STEP,)):
+        bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+        bias_V[list(favour) + list(range(pv.CHAR_OFFSET))] = 3.0
+        for seed in range(3):
+            carry = (jax.random.key(seed), jnp.asarray(bias_V))
+            ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
+                                             guide=guide)
+            for intent, ids in zip(_INTENTS, np.asarray(ids_BxT).tolist()):
+                assert _walk(ids)[-1] == fsm.DONE
+                tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
+                if intent == "COMPOSITE" and len(tools) < 2:
+                    # allowed only when the first step left no room for "STEP tool EOP EOS"
+                    assert max_new - ids.index(pv.EOP) < fsm.MIN_NEW, (intent, ids)
+                elif intent not in (None, "COMPOSITE"):  # one step of the intent's tool fits any budget
+                    assert tools == [labels.TOOLS[labels.INTENTS.index(intent)]], (intent, tools)
+    first, lo, hi = guide
+    assert (first[:3].tolist(), lo[:3].tolist(), hi[:3].tolist()) == ([-1, -1, 0], [1, 2, 1], [8, 8, 1])
+    with pytest.raises(ValueError, match="unknown label 'BOGUS'"):
+        fsm.guidance(["BOGUS"])
+
+
 def test_fsm_is_small_and_shortest_plan_is_min_new():
     assert fsm.LEGAL.shape == fsm.NEXT_STATE.shape == (fsm.NUM_STATES, pv.VOCAB_SIZE)
     assert fsm.NUM_STATES < 1000

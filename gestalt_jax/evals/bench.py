@@ -53,17 +53,22 @@ def user_benches(files: Sequence[str], taken: Sequence[str]) -> dict[str, list[d
 
 def predict(c: ml_collections.ConfigDict, planner_params, policy_params,
             records: Sequence[dict], batch_size: int) -> tuple[list, list]:
-    """(plans, policy predictions) for records; a plan is None when its ids do not parse."""
+    """(plans, policy predictions) for records; a plan is None when its ids do not parse. With
+    config.planner.follow_intent, each plan follows the policy's intent for its goal."""
     goals = [r["goal"] for r in records]
     planner, policy = build_planner(c), build_policy(c)
+    predicted = policy_lib.predict(policy, policy_params, goals, c.policy.max_len, batch_size)
+    intents = [p["intent"] if c.planner.follow_intent else None for p in predicted]
     plans = []
     for i in range(0, len(goals), batch_size):
-        for row in plan_lib.decode(planner, planner_params, goals[i : i + batch_size], c.planner.max_len):
+        rows = plan_lib.decode(planner, planner_params, goals[i : i + batch_size], c.planner.max_len,
+                               intents[i : i + batch_size])
+        for row in rows:
             try:
                 plans.append(plan_fsm.parse(row))
             except ValueError:
                 plans.append(None)
-    return plans, policy_lib.predict(policy, policy_params, goals, c.policy.max_len, batch_size)
+    return plans, predicted
 
 
 def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Sequence[str] = (),

@@ -8,6 +8,7 @@ length share one batch and one compiled loop.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -43,9 +44,12 @@ def _logits_fn(model: Planner):
     return logits_fn
 
 
-def decode(model: Planner, params, goals: list[str], max_len: int) -> np.ndarray:
+def decode(model: Planner, params, goals: list[str], max_len: int,
+           intents: Sequence[str | None] | None = None) -> np.ndarray:
     """Plan ids [B, T] (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted
-    argument a span of the (visible) goal."""
+    argument a span of the (visible) goal. With `intents` (one per goal, e.g. the policy's;
+    None for a goal left to the planner), each plan follows its goal's intent: a tool's intent
+    is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
     visible = [visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
     prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
@@ -58,10 +62,13 @@ def decode(model: Planner, params, goals: list[str], max_len: int) -> np.ndarray
     carry = (params, jnp.asarray(buf), jnp.asarray(lens))
     last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
     goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
+    guide = plan_fsm.guidance(intents if intents is not None else [None] * len(goals))
     return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, int(budget.max()), goal_BxG,
-                                                  jnp.asarray(budget)))
+                                                  jnp.asarray(budget), guide))
 
 
-def plan(model: Planner, params, goals: list[str], max_len: int) -> list[dict]:
-    """Decoded plans ({"steps": [...], "think": ...}) for goals; every one parses by construction."""
-    return [plan_fsm.parse(row) for row in decode(model, params, goals, max_len)]
+def plan(model: Planner, params, goals: list[str], max_len: int,
+         intents: Sequence[str | None] | None = None) -> list[dict]:
+    """Decoded plans ({"steps": [...], "think": ...}) for goals, following `intents` when given
+    (see decode); every one parses by construction."""
+    return [plan_fsm.parse(row) for row in decode(model, params, goals, max_len, intents)]

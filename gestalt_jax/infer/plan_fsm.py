@@ -108,6 +108,25 @@ LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
 # States inside a quoted span, where char tokens may be limited to substrings of the goal.
 IN_QUOTE = np.array([k[0] in ("quote0", "quote") for k in STATE_KEYS])
+# The step a "tool" state picks the tool of, or an "args" state (which may end the plan or
+# start the next step) belongs to; 0 for every other state. For the per-row step guidance.
+TOOL_STEP = np.array([k[1] if k[0] == "tool" else 0 for k in STATE_KEYS], np.int32)
+ARGS_STEP = np.array([k[1] if k[0] == "args" else 0 for k in STATE_KEYS], np.int32)
+_TOOL_IDS = np.array(pv.TOOL_IDS, np.int32)
+
+
+def _guide(ok_BxV, state_B, first_tool_B, min_steps_B, max_steps_B):
+    """ok_BxV narrowed by the rows' guidance: step 1's tool is TOOLS[first_tool_B] (where >= 0),
+    EOP only after min_steps_B steps, STEP only before max_steps_B. A row whose guidance leaves
+    no legal token (its budget runs out) keeps the grammar's choices, so the plan still parses."""
+    tool_s_B, args_s_B = jnp.asarray(TOOL_STEP)[state_B], jnp.asarray(ARGS_STEP)[state_B]
+    tool_B = jnp.asarray(_TOOL_IDS)[jnp.maximum(first_tool_B, 0)]
+    pin_B = (tool_s_B == 1) & (first_tool_B >= 0)  # a tool state holds only tool tokens
+    guided_BxV = jnp.where(pin_B[:, None], ok_BxV & (jnp.arange(ok_BxV.shape[1]) == tool_B[:, None]), ok_BxV)
+    in_args_B = args_s_B > 0
+    guided_BxV = guided_BxV.at[:, pv.EOP].set(guided_BxV[:, pv.EOP] & ~(in_args_B & (args_s_B < min_steps_B)))
+    guided_BxV = guided_BxV.at[:, pv.STEP].set(guided_BxV[:, pv.STEP] & ~(in_args_B & (args_s_B >= max_steps_B)))
+    return jnp.where(jnp.any(guided_BxV, axis=-1, keepdims=True), guided_BxV, ok_BxV)
 
 
 def goal_bytes(goals: Sequence[str]) -> np.ndarray:
@@ -142,7 +161,8 @@ def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
 def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int,
-                       goal_BxG: jax.Array | None = None, budget_B: jax.Array | None = None) -> jax.Array:
+                       goal_BxG: jax.Array | None = None, budget_B: jax.Array | None = None,
+                       guide: tuple | None = None) -> jax.Array:
     """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new (within
     `budget_B` <= max_new tokens for each row, when given), PAD after. One compiled
     while-loop, which ends when every row has emitted EOS.
@@ -160,6 +180,11 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     With `goal_BxG` (`goal_bytes`), every quoted span is a substring of its row's goal: inside
     a quote only bytes that continue some occurrence are legal. ENDQUOTE stays legal after
     any char, so the budget argument above still holds.
+
+    With `guide = (first_tool_B, min_steps_B, max_steps_B)` (int32 [B] each, `guidance`), a
+    row's first tool is TOOLS[first_tool_B] where that is >= 0, and its plan has between
+    min_steps_B and max_steps_B steps, as far as its budget allows (the grammar wins when
+    they conflict, so every plan still parses).
     """
     if max_new < MIN_NEW:
         raise ValueError(f"max_new={max_new}: the shortest plan needs {MIN_NEW} tokens")
@@ -169,6 +194,9 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     in_quote_S = jnp.asarray(IN_QUOTE)
     if goal_BxG is None:
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
+    if guide is None:
+        guide = guidance([None] * B)
+    first_tool_B, min_steps_B, max_steps_B = (jnp.asarray(g, jnp.int32) for g in guide)
 
     def cond(val):
         t, _, _, state_B, _, _ = val
@@ -181,6 +209,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
+        ok_BxV = _guide(ok_BxV, state_B, first_tool_B, min_steps_B, max_steps_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
         match_BxG = _advance_match(goal_BxG, match_BxG, tok_B, state_B)
@@ -192,6 +221,23 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     out_BxT = jnp.full((B, max_new), pv.PAD, jnp.int32)
     init = (jnp.int32(0), carry, last_B.astype(jnp.int32), state_B, match_BxG, out_BxT)
     return jax.lax.while_loop(cond, step, init)[-1]
+
+
+def guidance(intents: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first_tool_B, min_steps_B, max_steps_B) for constrained_greedy from each goal's intent:
+    a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool, COMPOSITE is 2 to
+    MAX_STEPS steps, None leaves the row to the grammar alone."""
+    first, lo, hi = [], [], []
+    for intent in intents:
+        if intent is None or intent == "COMPOSITE":
+            first.append(-1)
+            lo.append(1 if intent is None else 2)
+            hi.append(labels.MAX_STEPS)
+        else:
+            first.append(labels.index(labels.INTENTS, intent))  # intent i < 15 is TOOLS[i]'s
+            lo.append(1)
+            hi.append(1)
+    return tuple(np.array(x, np.int32) for x in (first, lo, hi))
 
 
 def parse(ids: Sequence[int]) -> dict:
