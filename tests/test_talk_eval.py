@@ -56,7 +56,8 @@ def test_brain_sft_ends_with_the_talk_metrics(trained):
     assert best["best_score"] == pytest.approx(  # the corpus holds more than fit_sample pairs
         phases.exact_score(at_best, key="fit_exact", n=c.sft.fit_sample), rel=1e-6)
     assert m["val_ppl"] == pytest.approx(np.exp(m["val_loss"]), rel=1e-6)
-    for k in ("train_exact", "prefix_changed", "prefix_distance", "held_out_exact"):
+    for k in ("train_exact", "prefix_changed", "prefix_distance", "held_out_exact", "held_out_in_corpus",
+              "held_out_known_words"):
         assert 0.0 <= m[k] <= 1.0, k
     assert -1.0 <= m["concept_sim"] <= 1.0 and -1.0 <= m["val_concept_sim"] <= 1.0
     assert 0.0 <= m["held_out_chrf"] <= 100.0
@@ -82,6 +83,14 @@ def test_exact_rate_counts_any_accepted_response():
     assert talk.exact_rate(["a", "b "], [{"a"}, {"b"}]) == 0.5  # exact: a trailing space is a miss
     with pytest.raises(ValueError, match="2 replies for 1"):
         talk.exact_rate(["a", "b"], [{"a"}])
+
+
+def test_corpus_voice_metrics_count_whole_replies_and_known_words():
+    corpus = ["Pong. Latency acceptable.", "I don't know."]
+    assert talk.words("Don't PANIC, it's 2 o'clock") == ["don't", "panic", "it's", "o'clock"]
+    assert talk.known_word_share(["pong, I know", "latency xyzzy"], corpus) == pytest.approx(4 / 5)
+    assert np.isnan(talk.known_word_share(["42 ..."], corpus))
+    assert talk.exact_rate(["I don't know.", "I don't know"], [frozenset(corpus)] * 2) == 0.5
 
 
 def test_prefix_change_pairs_rows_and_scores_identical_replies_zero():
@@ -116,12 +125,13 @@ def test_prefix_sensitivity_is_zero_only_when_the_prefix_is_ignored(trained, ran
     pairs = examples.read_jsonl(c.data.talk_files, ("prompt", "response"))[:8]
     train = [(r["prompt"], frozenset({r["response"]})) for r in pairs]
     held_out = [dict(prompt=r["prompt"], reference=r["response"]) for r in pairs[:4]]
-    m, rows = talk.reply_metrics(c, brain, params, decode, train, held_out)
+    corpus = frozenset(r["response"] for r in pairs)
+    m, rows = talk.reply_metrics(c, brain, params, decode, train, held_out, corpus)
     assert m["prefix_pairs"] == 4 and m["prefix_changed"] > 0 and m["prefix_distance"] > 0
     assert [r["set"] for r in rows] == ["train"] * 8 + ["held_out"] * 4
     # With concept_proj zeroed every row gets the same prefix: the concept cannot matter.
     blind = dict(params, concept_proj=jax.tree.map(jnp.zeros_like, params["concept_proj"]))
-    m, rows = talk.reply_metrics(c, brain, blind, decode, train, held_out)
+    m, rows = talk.reply_metrics(c, brain, blind, decode, train, held_out, corpus)
     assert m["prefix_changed"] == 0.0 and m["prefix_distance"] == 0.0
     assert len({r["reply"] for r in rows}) == 1
 

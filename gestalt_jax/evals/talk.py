@@ -22,12 +22,17 @@ training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec
 - held_out_chrf, held_out_exact: corpus chrF (0-100) of the replies to the held-out
   paraphrases (config.gen.held_out_file, at most talk_eval_max of them, held_out_n) against
   their references, and the share replied exactly; absent when that key is "".
+- held_out_in_corpus, held_out_known_words: whether those replies speak the corpus's
+  language at all: the share that is word for word some training response (any prompt's),
+  and the share of their words (letters and apostrophes, case-folded) that occur in some
+  training response. Blends of several replies spelled wrong score low on both.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -67,6 +72,8 @@ MEANING = {
     "held_out_n": "held-out paraphrases replied to",
     "held_out_chrf": "corpus chrF (0-100) against the reference",
     "held_out_exact": "replies equal to the reference",
+    "held_out_in_corpus": "replies equal to some training response",
+    "held_out_known_words": "words of the replies found in the training responses",
     "seconds": "time taken",
 }
 
@@ -122,11 +129,31 @@ def training_prompts(spec: phases.PhaseSpec, cap: int, seed: int) -> list[tuple[
     return [(prompts[i], frozenset(responses[prompts[i]])) for i in order]
 
 
+def training_responses(spec: phases.PhaseSpec) -> frozenset[str]:
+    """Every response of the brain phase's training sources."""
+    return frozenset(r["response"] for records, _ in spec.sources for r in records)
+
+
 def exact_rate(said: Sequence[str], accepted: Sequence[frozenset[str] | set[str]]) -> float:
     """Share of replies found in their row's set of accepted texts."""
     if len(said) != len(accepted):
         raise ValueError(f"exact_rate: {len(said)} replies for {len(accepted)} reference sets")
     return float(np.mean([r in ok for r, ok in zip(said, accepted)])) if said else float("nan")
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+
+
+def words(text: str) -> list[str]:
+    """Case-folded words: runs of letters, with inner apostrophes ("don't")."""
+    return _WORD.findall(text.lower())
+
+
+def known_word_share(said: Sequence[str], corpus: Sequence[str]) -> float:
+    """Share of the words in `said` that occur in some text of `corpus` (nan without words)."""
+    vocab = {w for text in corpus for w in words(text)}
+    said_words = [w for text in said for w in words(text)]
+    return float(np.mean([w in vocab for w in said_words])) if said_words else float("nan")
 
 
 def prefix_change(said: Sequence[str]) -> tuple[int, float, float]:
@@ -141,11 +168,12 @@ def prefix_change(said: Sequence[str]) -> tuple[int, float, float]:
 
 
 def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
-                  train: Sequence[tuple[str, frozenset[str]]],
-                  held_out: Sequence[dict]) -> tuple[dict[str, float], list[dict]]:
+                  train: Sequence[tuple[str, frozenset[str]]], held_out: Sequence[dict],
+                  corpus: frozenset[str]) -> tuple[dict[str, float], list[dict]]:
     """The metrics that need generation, and one record per reply (for eval/talk_replies.jsonl).
 
-    `train` comes from `training_prompts`; `held_out` holds {prompt, reference} records.
+    `train` comes from `training_prompts`; `held_out` holds {prompt, reference} records;
+    `corpus` is every training response (`training_responses`).
     """
     prompts = [p for p, _ in train]
     said = replies(c, brain, params, decode, prompts)
@@ -158,7 +186,9 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
         refs = [r["reference"] for r in held_out]
         said = replies(c, brain, params, decode, [r["prompt"] for r in held_out])
         out.update(held_out_n=len(refs), held_out_chrf=corpus_chrf(said, refs),
-                   held_out_exact=exact_rate(said, [{ref} for ref in refs]))
+                   held_out_exact=exact_rate(said, [{ref} for ref in refs]),
+                   held_out_in_corpus=exact_rate(said, [corpus] * len(said)),
+                   held_out_known_words=known_word_share(said, sorted(corpus)))
         rows += [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
                  for r, ref, s in zip(held_out, refs, said)]
     return out, rows
@@ -188,7 +218,8 @@ def measure(c: ml_collections.ConfigDict, params, decode: Decode, spec: phases.P
         out = val_metrics(c, params, spec, mesh)
     train = training_prompts(spec, c.gen.talk_eval_max, c.gen.seed)
     brain = build_brain(c)
-    generated, rows = reply_metrics(c, brain, host_params(params), decode, train, held_out_records(c))
+    generated, rows = reply_metrics(c, brain, host_params(params), decode, train, held_out_records(c),
+                                    training_responses(spec))
     out.update(generated)
     out["seconds"] = round(time.time() - t, 1)
     return out, rows
