@@ -148,10 +148,21 @@ def test_gallery_command_writes_every_prompt_by_category(trained):
     for x in records:
         assert x["prompt"] in report and x["prompt"] in r.stdout
         assert f"## {x['category']}\n" in report and f"== {x['category']} ==" in r.stdout
+    assert "- new: " in report and "- new: " in r.stdout  # the voice summary of the new prompts
     assert "| hello | train |" in report  # a training prompt of datasets/talk/train.jsonl, marked so
     assert "| new |" in report
     sampled = [line for line in report.splitlines() if line.startswith("| hello | ")]
     assert [line.split(" | ")[1] for line in sampled[1:]] == [str(t) for t in c.gen.gallery_temperatures]
+
+
+def test_gallery_voice_counts_whole_replies_and_known_words_per_group():
+    entries = [dict(seen="train", greedy="Pong."), dict(seen="new", greedy="Pong."),
+               dict(seen="new", greedy="Pongg xyz.")]
+    lines = gallery.voice(entries, frozenset({"Pong."})).splitlines()
+    assert lines == ["- train: 1 prompts, 1 replies word for word a training response, "
+                     "100.0% of their words found in the training responses",
+                     "- new: 2 prompts, 1 replies word for word a training response, "
+                     "33.3% of their words found in the training responses"]
 
 
 def test_eval_command_on_a_brain_alone_prints_the_talk_metrics(trained):

@@ -4,7 +4,10 @@ Every prompt of config.gen.gallery_file gets a greedy reply (temperature 0 with 
 n-gram penalty: what a user gets by default at temperature 0); the first
 config.gen.gallery_sampled prompts of each category are also sampled at each of
 config.gen.gallery_temperatures, seeded by config.gen.seed. Each prompt is marked `train`
-(a training prompt), `val` (in the seeded validation split) or `new`.
+(a training prompt), `val` (in the seeded validation split) or `new`. For each of these
+groups the report says how many greedy replies are word for word a training response and
+what share of their words occur in the training responses (talk.known_word_share): whether
+the replies to new prompts are in the corpus's voice.
 """
 
 from __future__ import annotations
@@ -56,6 +59,20 @@ def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decod
     return entries
 
 
+def voice(entries: list[dict], corpus: frozenset[str]) -> str:
+    """One line per seen-group ("train", "val", "new") of greedy replies: how many are a training
+    response word for word, and the share of their words found in the training responses."""
+    lines = []
+    for seen in ("train", "val", "new"):
+        said = [e["greedy"] for e in entries if e["seen"] == seen]
+        if said:
+            whole = sum(s in corpus for s in said)
+            known = talk.known_word_share(said, sorted(corpus))
+            lines.append(f"- {seen}: {len(said)} prompts, {whole} replies word for word a training response, "
+                         f"{100 * known:.1f}% of their words found in the training responses")
+    return "\n".join(lines)
+
+
 def _by_category(entries: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for e in entries:
@@ -68,8 +85,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>") if text else "*(empty)*"
 
 
-def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | Path) -> str:
-    """The report: a header saying how the replies were made, then one section per category."""
+def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | Path, summary: str) -> str:
+    """The report: a header saying how the replies were made and `summary` (`voice`), then one
+    section per category."""
     g = c.gen
     temperatures = ", ".join(str(t) for t in g.gallery_temperatures)
     counts = collections.Counter(e["seen"] for e in entries)
@@ -79,7 +97,8 @@ def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | P
              f"{counts['new']} new). "
              f"Greedy replies use temperature 0 with the {g.ngram}-gram penalty {g.ngram_penalty}; "
              f"the first {g.gallery_sampled} prompts of each category are also sampled at temperatures "
-             f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", ""]
+             f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", "",
+             "Greedy replies against the training responses:", "", summary, ""]
     for category, group in _by_category(entries).items():
         lines += [f"## {category}", "", "| prompt | seen | greedy reply |", "|---|---|---|"]
         lines += [f"| {_cell(e['prompt'])} | {e['seen']} | {_cell(e['greedy'])} |" for e in group]
@@ -111,9 +130,11 @@ def run(c: ml_collections.ConfigDict, workdir: str | Path) -> Path:
     records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
     params, tok, spec = talk.load(c, workdir, mesh_lib.make_mesh(c))
     entries = build(c, build_brain(c), talk.host_params(params), tok.decode, records, seen_as(spec))
+    summary = voice(entries, talk.training_responses(spec))
     path = workdir / FILENAME
     if jax.process_index() == 0:
-        path.write_text(markdown(c, entries, workdir), encoding="utf-8")
+        path.write_text(markdown(c, entries, workdir, summary), encoding="utf-8")
     log(plain(entries))
+    log(f"[gallery] greedy replies against the training responses:\n{summary}")
     log(f"[gallery] {len(entries)} prompts -> {path}")
     return path
