@@ -99,7 +99,7 @@ GOAL = {"goal": "find parse_config and open it", "intent": "COMPOSITE", "actions
 
 
 def test_builtin_goals_validate():
-    assert len(ex.load_goals(GOALS)) == 1224
+    assert len(ex.load_goals(GOALS)) == 804
     assert len(ex.load_goals(DATASETS / "goals" / "held_out.jsonl")) == 133
 
 
