@@ -18,7 +18,7 @@ def get_config():
     c.policy_sft.update(steps=3000, patience=10)
     # The brain is kept for reproducing its training replies; with 3000 steps it reproduced 90% of
     # a 256-pair sample at step 1500 and 99% at 2000 (BENCHMARKS.md).
-    # Concept noise slows memorisation early (none reproduced by step 700), so the brain is not
-    # early-stopped: it trains its 2000 steps and keeps the best.
-    c.sft.update(steps=2000, patience=20)
+    # Concept noise 1.0 slows memorisation (33% reproduced at step 2000 of 2000, 99% at 3600 of
+    # 4000), so the brain trains 4000 steps and is not early-stopped: it keeps the best.
+    c.sft.update(steps=4000, patience=40)
     return c

@@ -115,7 +115,7 @@ def base() -> ml_collections.ConfigDict:
     c.sft.memory_pool = 256       # recent concept vectors kept to draw memory from
     c.sft.fit_sample = 256        # training pairs whose teacher-forced exact match picks the best brain
     c.sft.prompt_augment = 0.5    # share of drawn training pairs whose prompt gets typos, case changes, fillers
-    c.sft.concept_noise = 0.3     # Gaussian noise on the decoder's concept, relative to its RMS (model/brain.py)
+    c.sft.concept_noise = 1.0     # Gaussian noise on the decoder's concept, relative to its RMS (model/brain.py)
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
