@@ -67,7 +67,7 @@ def voice(entries: list[dict], corpus: frozenset[str]) -> str:
         said = [e["greedy"] for e in entries if e["seen"] == seen]
         if said:
             whole = sum(s in corpus for s in said)
-            known = talk.known_word_share(said, sorted(corpus))
+            known = talk.known_word_share(said, corpus)
             lines.append(f"- {seen}: {len(said)} prompts, {whole} replies word for word a training response, "
                          f"{100 * known:.1f}% of their words found in the training responses")
     return "\n".join(lines)

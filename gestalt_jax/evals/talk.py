@@ -35,7 +35,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import jax
 import ml_collections
@@ -149,7 +149,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def known_word_share(said: Sequence[str], corpus: Sequence[str]) -> float:
+def known_word_share(said: Sequence[str], corpus: Collection[str]) -> float:
     """Share of the words in `said` that occur in some text of `corpus` (nan without words)."""
     vocab = {w for text in corpus for w in words(text)}
     said_words = [w for text in said for w in words(text)]
@@ -188,7 +188,7 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
         out.update(held_out_n=len(refs), held_out_chrf=corpus_chrf(said, refs),
                    held_out_exact=exact_rate(said, [{ref} for ref in refs]),
                    held_out_in_corpus=exact_rate(said, [corpus] * len(said)),
-                   held_out_known_words=known_word_share(said, sorted(corpus)))
+                   held_out_known_words=known_word_share(said, corpus))
         rows += [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
                  for r, ref, s in zip(held_out, refs, said)]
     return out, rows

@@ -62,7 +62,7 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     carry = (params, jnp.asarray(buf), jnp.asarray(lens))
     last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
     goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
-    guide = plan_fsm.guidance(intents if intents is not None else [None] * len(goals))
+    guide = None if intents is None else plan_fsm.guidance(intents)
     return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, int(budget.max()), goal_BxG,
                                                   jnp.asarray(budget), guide))
 
