@@ -23,7 +23,8 @@ PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
 # Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.
-FILE_LISTS = {"data.talk_files": False, "data.goals_extra": True, "data.goals_chat": True}
+FILE_LISTS = {"data.talk_files": False, "data.talk_extra": True, "data.goals_extra": True,
+              "data.goals_chat": True}
 
 
 class ConfigError(ValueError):
@@ -123,6 +124,9 @@ def base() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict(dict(
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
+        # comma-separated path or path:weight: more talk pairs for training only (other wordings
+        # of the training prompts); a pair answering with a val response is left out
+        talk_extra="",
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
         # comma-separated path or path:weight: more training goals, never validated on
@@ -131,6 +135,11 @@ def base() -> ml_collections.ConfigDict:
         # planner and policy as CONVERSATION goals (a lone TALK), drawn beside the goal files
         goals_chat=str(DATASETS / "talk" / "train.jsonl") + ":0.2",
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
+        # weight (beside the goals file's 1) of COMPOSITE goals made by joining 2-4 of its training
+        # split's one-step requests ("run the tests, then open setup.py"; data/augment.compose), and
+        # how many are made
+        goal_compose=0.0,
+        goal_compose_pool=4000,
         val_frac=0.1,
         split_seed=0,
         shuffle_seed=0,
@@ -272,6 +281,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
          f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
     need(0 <= c.data.goal_augment <= 1, "data.goal_augment", "must lie in [0, 1]")
+    need(c.data.goal_compose >= 0, "data.goal_compose", "must be >= 0 (0: no composed goals)")
+    need(c.data.goal_compose_pool >= 1, "data.goal_compose_pool", "must be >= 1")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

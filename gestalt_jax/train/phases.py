@@ -24,6 +24,7 @@ from gestalt_jax.model.brain import MEMORY_PATHS
 from gestalt_jax.model.policy import ARG_KINDS
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.train import grad_check
+from gestalt_jax.train.metrics import log
 
 
 @dataclasses.dataclass
@@ -123,6 +124,15 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     # val loss: every val response is unseen, so val loss turns upward after a few hundred
     # steps while the share of training replies reproduced exactly still climbs.
     fit = fit_sample([r for records, _ in sources for r in records], c.sft.fit_sample, c.data.split_seed)
+    # More pairs for training only (other wordings of the training prompts): one whose response
+    # is a val response is left out, so the val replies stay unseen.
+    held = {p["response"] for p in val}
+    for pairs, weight in formats.load_talk(c.data.talk_extra, "data.talk_extra"):
+        kept = [p for p in pairs if p["response"] not in held]
+        log(f"[brain] {examples.where(pairs[0]).rpartition(':')[0]}: {len(kept)} of {len(pairs)} extra pairs "
+            f"kept (the rest answer with a val response)")
+        if kept:
+            sources.append((kept, weight))
     rewrite = functools.partial(augment.sometimes, p=c.sft.prompt_augment, rewrite=augment.talk_prompt)
     return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
                      augment=rewrite if c.sft.prompt_augment > 0 else None,
@@ -154,6 +164,11 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         extra = examples.load_goals(path)
         examples.warn_truncated(extra, functools.partial(truncated, max_len=max_len))
         sources.append((extra, weight))
+    if c.data.goal_compose > 0:  # composites of the training split's one-step requests
+        composed = augment.composites(train_part, c.data.goal_compose_pool, c.data.shuffle_seed,
+                                      fits=lambda r: not truncated(r, max_len=max_len))
+        if composed:
+            sources.append((composed, c.data.goal_compose))
     # Prompts of the talk corpus: what people say when they want no tool, questions about the
     # tools included ("what does run tests do?").
     for pairs, weight in formats.load_talk(c.data.goals_chat, "data.goals_chat"):
