@@ -52,7 +52,7 @@ def goals():
 
 @pytest.fixture(scope="module")
 def talk():
-    return {name: load(TALK / f"{name}.jsonl") for name in ("train", "held_out", "gallery")}
+    return {name: load(TALK / f"{name}.jsonl") for name in ("train", "held_out", "gallery", "paraphrases")}
 
 
 # ---------------------------------------------------------------- goals
@@ -147,7 +147,7 @@ def test_goals_unique_and_disjoint(goals):
 # ---------------------------------------------------------------- talk
 
 def test_talk_fields_and_categories(talk):
-    fields = {"train": {"prompt", "response", "category"},
+    fields = {"train": {"prompt", "response", "category"}, "paraphrases": {"prompt", "response", "category"},
               "held_out": {"prompt", "reference", "category"},
               "gallery": {"prompt", "category"}}
     for name, rows in talk.items():
@@ -195,6 +195,18 @@ def test_talk_held_out_references_training(talk):
         assert r["reference"] in by_response, r
         assert by_response[r["reference"]]["category"] == r["category"], r
         assert r["prompt"].casefold() not in train_prompts, r
+
+
+def test_paraphrases_reword_training_prompts(talk):
+    by_response = {r["response"]: r for r in talk["train"]}
+    elsewhere = {r["prompt"].casefold() for name in ("train", "held_out", "gallery") for r in talk[name]}
+    rows = talk["paraphrases"]
+    assert len(rows) >= 1200
+    assert len({r["prompt"].casefold() for r in rows}) == len(rows)
+    for r in rows:
+        assert r["response"] in by_response, r
+        assert by_response[r["response"]]["category"] == r["category"], r
+        assert r["prompt"].casefold() not in elsewhere, r
 
 
 def test_gallery_mixes_seen_and_new(talk):
