@@ -135,11 +135,6 @@ def base() -> ml_collections.ConfigDict:
         # planner and policy as CONVERSATION goals (a lone TALK), drawn beside the goal files
         goals_chat=str(DATASETS / "talk" / "train.jsonl") + ":0.2",
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
-        # weight (beside the goals file's 1) of COMPOSITE goals made by joining 2-4 of its training
-        # split's one-step requests ("run the tests, then open setup.py"; data/augment.compose), and
-        # how many are made
-        goal_compose=0.0,
-        goal_compose_pool=4000,
         val_frac=0.1,
         split_seed=0,
         shuffle_seed=0,
@@ -281,8 +276,6 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
          f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
     need(0 <= c.data.goal_augment <= 1, "data.goal_augment", "must lie in [0, 1]")
-    need(c.data.goal_compose >= 0, "data.goal_compose", "must be >= 0 (0: no composed goals)")
-    need(c.data.goal_compose_pool >= 1, "data.goal_compose_pool", "must be >= 1")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

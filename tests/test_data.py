@@ -340,40 +340,6 @@ def test_whole_goal_case_changes_leave_argument_spans_as_written():
     assert seen == {"upper", "lower", "mixed"}
 
 
-def test_composed_goals_chain_the_requests_and_their_labels():
-    goals = ex.load_goals(GOALS)
-    made = augment.composites(goals, 300, seed=0)
-    assert len(made) == 300 and made == augment.composites(goals, 300, seed=0)  # seeded
-    by_where = {ex.where(r): r for r in goals}
-    for m in made:
-        assert ex.goal_problem(m) is None and m["intent"] == "COMPOSITE"
-        parts = [by_where[w] for w in ex.where(m).split(" + ")]
-        assert 2 <= len(parts) <= 4 and all(len(p["actions"]) == 1 for p in parts)
-        assert "CONVERSATION" not in {p["intent"] for p in parts}
-        assert m["actions"] == [p["actions"][0] for p in parts]
-        assert m["args"] == [p["args"][0] for p in parts]
-        at = 0  # each request appears in order, first letter and end punctuation aside
-        for p in parts:
-            core = p["goal"].strip().rstrip(".!?")[1:]
-            at = m["goal"].index(core, at) + len(core)
-    assert {len(m["actions"]) for m in made} == {2, 3, 4}
-    short = augment.composites(goals, 50, seed=0, fits=lambda r: len(r["goal"]) < 60)
-    assert short and all(len(m["goal"]) < 60 for m in short)
-    assert augment.composites(goals[:1], 5, seed=0) == []  # nothing to compose
-
-
-def test_composed_goals_are_a_weighted_source_of_the_goal_phases():
-    c = config.load_tier("test")
-    c.data.update(goal_compose=0.7, goal_compose_pool=64)
-    spec = phases.goal_spec(c, "planner")
-    (composed, weight), = [s for s in spec.sources if s[0][0]["intent"] == "COMPOSITE" and " + " in ex.where(s[0][0])]
-    assert weight == 0.7 and len(composed) == 64
-    used = {w for m in composed for w in ex.where(m).split(" + ")}
-    assert not used & {ex.where(r) for r in spec.val}  # composed of the training split only
-    c.data.goal_compose = 0.0
-    assert len(phases.goal_spec(c, "planner").sources) == len(spec.sources) - 1
-
-
 def test_extra_talk_pairs_train_the_brain_but_never_answer_with_a_val_reply(tmp_path):
     c = config.load_tier("test")
     base = phases.brain_spec(c, byte_tok.encode)

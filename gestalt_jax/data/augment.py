@@ -9,16 +9,11 @@ alike, and surface noise outside the argument spans: a filler before or after, a
 first letter, one swapped pair of letters. The result is checked like any labelled goal
 and dropped for the original if a rewrite broke it. Randomness comes from the caller's
 generator, so the data stream stays a pure function of (seed, step).
-
-Composites are also made from one-step goals: two to four requests joined in a row, their
-labels chained in the same order (`compose`), so the models see every phrasing of a single
-request inside a composite too.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
 
 import numpy as np
 
@@ -136,56 +131,6 @@ def augment(record: dict, rng: np.random.Generator) -> dict:
     goal = _surface(goal, values, rng)
     out = dict(record, goal=goal, args=args) if args else dict(record, goal=goal)
     return record if examples.goal_problem(out) else out
-
-
-# Joins between the requests of composed goals; one that ends a sentence capitalises the next request.
-JOINS = (", then ", " and then ", ", and then ", "; then ", ". Then ", "; ", ", after that ", ". After that, ",
-         " and ", ", and ", ", next ", ", afterwards ", " -> ", ", and once that's done, ", ". Also, ", " & ",
-         ". ", " then ", ", plus ", " and after that ")
-COMPOSE_STEPS = (2, 3, 4)
-COMPOSE_P = (0.55, 0.3, 0.15)
-
-
-def compose(singles: Sequence[dict], rng: np.random.Generator) -> dict | None:
-    """A COMPOSITE goal made of 2 to 4 one-step goals' requests in a row ("run the tests, then
-    open setup.py"), their actions and arguments in that order; None when the result is not a
-    valid labelled goal. Every request but the last loses its end punctuation, and a request
-    after the first starts in lower case unless a join ended the sentence before it."""
-    n = min(len(singles), int(rng.choice(COMPOSE_STEPS, p=COMPOSE_P)))
-    picks = [singles[int(i)] for i in rng.choice(len(singles), n, replace=False)]
-    goal = ""
-    for j, r in enumerate(picks):
-        text = r["goal"].strip()
-        text = text if j == n - 1 else text.rstrip(".!?") or text
-        if j:
-            join = str(rng.choice(JOINS))
-            if join.endswith(". "):
-                text = text[0].upper() + text[1:]
-            elif not text[1:2].isupper():  # "LEAN PROOFS PLS" stays as typed
-                text = text[0].lower() + text[1:]
-            goal += join
-        goal += text
-    record = {"goal": goal, "intent": "COMPOSITE", "actions": [a for r in picks for a in r["actions"]],
-              "args": [dict(a) for r in picks for a in r["args"]],
-              examples.WHERE: " + ".join(examples.where(r) for r in picks)}
-    return None if examples.goal_problem(record) else record
-
-
-def composites(records: Sequence[dict], n: int, seed: int, fits=lambda r: True) -> list[dict]:
-    """n COMPOSITE goals composed (compose) from the one-step, non-conversation goals of
-    records that label their arguments, each one `fits` (e.g. is not truncated); a seeded pure
-    function of its arguments. Empty when records hold fewer than two such goals."""
-    singles = [r for r in records if len(r["actions"]) == 1 and r["intent"] != "CONVERSATION" and "args" in r]
-    if len(singles) < 2:
-        return []
-    rng, out = np.random.default_rng([seed, 2]), []
-    for _ in range(20 * n):
-        record = compose(singles, rng)
-        if record is not None and fits(record):
-            out.append(record)
-            if len(out) == n:
-                break
-    return out
 
 
 def talk_prompt(pair: dict, rng: np.random.Generator) -> dict:

@@ -164,11 +164,6 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         extra = examples.load_goals(path)
         examples.warn_truncated(extra, functools.partial(truncated, max_len=max_len))
         sources.append((extra, weight))
-    if c.data.goal_compose > 0:  # composites of the training split's one-step requests
-        composed = augment.composites(train_part, c.data.goal_compose_pool, c.data.shuffle_seed,
-                                      fits=lambda r: not truncated(r, max_len=max_len))
-        if composed:
-            sources.append((composed, c.data.goal_compose))
     # Prompts of the talk corpus: what people say when they want no tool, questions about the
     # tools included ("what does run tests do?").
     for pairs, weight in formats.load_talk(c.data.goals_chat, "data.goals_chat"):
