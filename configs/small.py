@@ -19,6 +19,7 @@ def get_config():
     # The brain is kept for reproducing its training replies; with 3000 steps it reproduced 90% of
     # a 256-pair sample at step 1500 and 99% at 2000 (BENCHMARKS.md).
     # Concept noise 1.0 slows memorisation (33% reproduced at step 2000 of 2000, 99% at 3600 of
-    # 4000), so the brain trains 4000 steps and is not early-stopped: it keeps the best.
+    # 4000), and the paraphrases slow it more (90% at 3800), so the brain trains 4000 steps and
+    # is not early-stopped: it keeps the best.
     c.sft.update(steps=4000, patience=40)
     return c

@@ -23,7 +23,7 @@ PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
 # Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.
-FILE_LISTS = {"data.talk_files": False, "data.talk_extra": True, "data.goals_extra": True,
+FILE_LISTS = {"data.talk_files": False, "data.talk_paraphrases": True, "data.goals_extra": True,
               "data.goals_chat": True}
 
 
@@ -124,9 +124,9 @@ def base() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict(dict(
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
-        # comma-separated path or path:weight: more talk pairs for training only (other wordings
-        # of the training prompts); a pair answering with a val response is left out
-        talk_extra="",
+        # comma-separated path or path:weight: other wordings of the training prompts, for training
+        # only; a pair is kept when its response is a training response of talk_files
+        talk_paraphrases=str(DATASETS / "talk" / "paraphrases.jsonl"),
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
         # comma-separated path or path:weight: more training goals, never validated on

@@ -11,6 +11,7 @@ from gestalt_jax import config
 from gestalt_jax.data import augment
 from gestalt_jax.data import examples as ex
 from gestalt_jax.data import formats, masks, pipeline
+from gestalt_jax.evals import talk
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels
 from gestalt_jax.train import phases
@@ -340,18 +341,26 @@ def test_whole_goal_case_changes_leave_argument_spans_as_written():
     assert seen == {"upper", "lower", "mixed"}
 
 
-def test_extra_talk_pairs_train_the_brain_but_never_answer_with_a_val_reply(tmp_path):
+def test_paraphrases_train_the_brain_only_with_its_training_replies(tmp_path):
     c = config.load_tier("test")
+    c.data.talk_paraphrases = ""
     base = phases.brain_spec(c, byte_tok.encode)
     train_reply, val_reply = base.sources[0][0][0]["response"], base.val[0]["response"]
     extra = write(tmp_path, "extra.jsonl", [{"prompt": "yo, say the thing", "response": train_reply},
                                             {"prompt": "and the other thing", "response": val_reply},
                                             {"prompt": "something new", "response": "A new reply."}])
-    c.data.talk_extra = f"{extra}:0.4"
+    c.data.talk_paraphrases = f"{extra}:0.4"
     spec = phases.brain_spec(c, byte_tok.encode)
     assert spec.sources[:-1] == base.sources and spec.val == base.val and spec.fit == base.fit
     kept, weight = spec.sources[-1]
-    assert weight == 0.4 and [p["prompt"] for p in kept] == ["yo, say the thing", "something new"]
+    assert weight == 0.4 and [p["prompt"] for p in kept] == ["yo, say the thing"]
+    # The talk metrics score the talk files' own prompts.
+    scored = {p for p, _ in talk.training_prompts(spec, 10**6, seed=0)}
+    assert scored == {r["prompt"] for r in base.sources[0][0]}
+    # The built-in paraphrases answer with the built-in corpus's replies only.
+    c.data.talk_paraphrases = str(DATASETS / "talk" / "paraphrases.jsonl")
+    c.data.talk_files = str(write(tmp_path, "mine.jsonl", [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]))
+    assert len(phases.brain_spec(c, byte_tok.encode).sources) == 1
 
 
 def test_talk_prompt_rewrites_keep_the_response():

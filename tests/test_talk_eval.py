@@ -102,7 +102,7 @@ def test_prefix_change_pairs_rows_and_scores_identical_replies_zero():
 
 def test_training_prompts_are_distinct_with_all_their_responses():
     records = [dict(prompt="a", response="1"), dict(prompt="b", response="2"), dict(prompt="a", response="3")]
-    spec = types.SimpleNamespace(sources=[(records[:2], 1.0), (records[2:], 2.0)])
+    spec = types.SimpleNamespace(sources=[(records[:2], 1.0), (records[2:], 2.0)], corpus_sources=None)
     drawn = talk.training_prompts(spec, cap=10, seed=0)
     assert sorted(drawn) == [("a", frozenset({"1", "3"})), ("b", frozenset({"2"}))]
     assert len(talk.training_prompts(spec, cap=1, seed=0)) == 1

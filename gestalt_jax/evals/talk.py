@@ -119,9 +119,10 @@ def concepts(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequen
 
 
 def training_prompts(spec: phases.PhaseSpec, cap: int, seed: int) -> list[tuple[str, frozenset[str]]]:
-    """At most `cap` distinct training prompts with all their training responses, in a seeded order."""
+    """At most `cap` distinct prompts of the talk files' training pairs (not the paraphrases) with all
+    their training responses, in a seeded order."""
     responses: dict[str, set[str]] = {}
-    for records, _ in spec.sources:
+    for records, _ in spec.sources[: spec.corpus_sources]:
         for r in records:
             responses.setdefault(r["prompt"], set()).add(r["response"])
     prompts = list(responses)

@@ -45,6 +45,7 @@ class PhaseSpec:
 
     augment: pipeline.Augment | None = None     # rewrites each drawn training record
     fit: list[dict] = dataclasses.field(default_factory=list)  # training records scored at each evaluation
+    corpus_sources: int | None = None           # brain: the leading sources that are talk files (not paraphrases)
     # What picks the best checkpoint and drives early stopping: a function of the evaluation's
     # values, lower is better, named for the logs.
     score: Callable[[dict], float] = lambda values: values["val_loss"]
@@ -124,17 +125,17 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     # val loss: every val response is unseen, so val loss turns upward after a few hundred
     # steps while the share of training replies reproduced exactly still climbs.
     fit = fit_sample([r for records, _ in sources for r in records], c.sft.fit_sample, c.data.split_seed)
-    # More pairs for training only (other wordings of the training prompts): one whose response
-    # is a val response is left out, so the val replies stay unseen.
-    held = {p["response"] for p in val}
-    for pairs, weight in formats.load_talk(c.data.talk_extra, "data.talk_extra"):
-        kept = [p for p in pairs if p["response"] not in held]
-        log(f"[brain] {examples.where(pairs[0]).rpartition(':')[0]}: {len(kept)} of {len(pairs)} extra pairs "
-            f"kept (the rest answer with a val response)")
+    # Other wordings of the training prompts, trained on only: a pair is kept when its response is
+    # a training response, so val replies stay unseen and another corpus ignores them.
+    trained = {r["response"] for records, _ in sources for r in records}
+    for pairs, weight in formats.load_talk(c.data.talk_paraphrases, "data.talk_paraphrases"):
+        kept = [p for p in pairs if p["response"] in trained]
+        log(f"[brain] {examples.where(pairs[0]).rpartition(':')[0]}: {len(kept)} of {len(pairs)} paraphrases "
+            f"kept (the others answer with a response not trained on)")
         if kept:
             sources.append((kept, weight))
     rewrite = functools.partial(augment.sometimes, p=c.sft.prompt_augment, rewrite=augment.talk_prompt)
-    return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra,
+    return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra, corpus_sources=len(loaded),
                      augment=rewrite if c.sft.prompt_augment > 0 else None,
                      prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
                      uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt,
