@@ -359,7 +359,8 @@ def test_paraphrases_train_the_brain_only_with_its_training_replies(tmp_path):
     assert scored == {r["prompt"] for r in base.sources[0][0]}
     # The built-in paraphrases answer with the built-in corpus's replies only.
     c.data.talk_paraphrases = str(DATASETS / "talk" / "paraphrases.jsonl")
-    c.data.talk_files = str(write(tmp_path, "mine.jsonl", [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]))
+    mine = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]
+    c.data.talk_files = str(write(tmp_path, "mine.jsonl", mine))
     assert len(phases.brain_spec(c, byte_tok.encode).sources) == 1
 
 
