@@ -124,10 +124,11 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     # The brain is kept for reproducing its training replies (the talk targets), not for its
     # val loss: every val response is unseen, so val loss turns upward after a few hundred
     # steps while the share of training replies reproduced exactly still climbs.
-    fit = fit_sample([r for records, _ in sources for r in records], c.sft.fit_sample, c.data.split_seed)
+    corpus = [r for records, _ in sources for r in records]
+    fit = fit_sample(corpus, c.sft.fit_sample, c.data.split_seed)
     # Other wordings of the training prompts, trained on only: a pair is kept when its response is
     # a training response, so val replies stay unseen and another corpus ignores them.
-    trained = {r["response"] for records, _ in sources for r in records}
+    trained = {r["response"] for r in corpus}
     for pairs, weight in formats.load_talk(c.data.talk_paraphrases, "data.talk_paraphrases"):
         kept = [p for p in pairs if p["response"] in trained]
         log(f"[brain] {examples.where(pairs[0]).rpartition(':')[0]}: {len(kept)} of {len(pairs)} paraphrases "
