@@ -3,6 +3,7 @@
 import functools
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -348,12 +349,15 @@ def test_paraphrases_train_the_brain_only_with_its_training_replies(tmp_path):
     train_reply, val_reply = base.sources[0][0][0]["response"], base.val[0]["response"]
     extra = write(tmp_path, "extra.jsonl", [{"prompt": "yo, say the thing", "response": train_reply},
                                             {"prompt": "and the other thing", "response": val_reply},
-                                            {"prompt": "something new", "response": "A new reply."}])
+                                            {"prompt": "something new", "response": "A new reply."},
+                                            {"prompt": "x" * 500, "response": train_reply}])
     c.data.talk_paraphrases = f"{extra}:0.4"
-    spec = phases.brain_spec(c, byte_tok.encode)
+    with mock.patch.object(ex.logging, "warning") as warn:
+        spec = phases.brain_spec(c, byte_tok.encode)
+    assert any(str(extra) in call.args[1] for call in warn.call_args_list)  # the long prompt is named
     assert spec.sources[:-1] == base.sources and spec.val == base.val and spec.fit == base.fit
     kept, weight = spec.sources[-1]
-    assert weight == 0.4 and [p["prompt"] for p in kept] == ["yo, say the thing"]
+    assert weight == 0.4 and [p["prompt"] for p in kept] == ["yo, say the thing", "x" * 500]
     # The talk metrics score the talk files' own prompts.
     scored = {p for p, _ in talk.training_prompts(spec, 10**6, seed=0)}
     assert scored == {r["prompt"] for r in base.sources[0][0]}

@@ -117,9 +117,10 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
     b = c.brain
     example_fn = functools.partial(examples.talk_example, enc_len=b.enc_len, dec_len=b.dec_len,
                                    dec_encode=dec_encode)
+    truncated = functools.partial(examples.talk_truncated, enc_len=b.enc_len, dec_len=b.dec_len,
+                                  dec_encode=dec_encode)
     for pairs, _ in loaded:
-        examples.warn_truncated(pairs, functools.partial(examples.talk_truncated, enc_len=b.enc_len,
-                                                         dec_len=b.dec_len, dec_encode=dec_encode))
+        examples.warn_truncated(pairs, truncated)
     extra = dict(pool=jnp.zeros((c.sft.memory_pool, b.d_model), jnp.float32), count=jnp.zeros((), jnp.int32))
     # The brain is kept for reproducing its training replies (the talk targets), not for its
     # val loss: every val response is unseen, so val loss turns upward after a few hundred
@@ -134,6 +135,7 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
         log(f"[brain] {examples.where(pairs[0]).rpartition(':')[0]}: {len(kept)} of {len(pairs)} paraphrases "
             f"kept (the others answer with a response not trained on)")
         if kept:
+            examples.warn_truncated(kept, truncated)
             sources.append((kept, weight))
     rewrite = functools.partial(augment.sometimes, p=c.sft.prompt_augment, rewrite=augment.talk_prompt)
     return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra, corpus_sources=len(loaded),
