@@ -125,8 +125,9 @@ def base() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         talk_files=str(DATASETS / "talk" / "train.jsonl"),  # comma-separated path or path:weight
         # comma-separated path or path:weight: other wordings of the training prompts, for training
-        # only; a pair is kept when its response is a training response of talk_files
-        talk_paraphrases=str(DATASETS / "talk" / "paraphrases.jsonl"),
+        # only; a pair is kept when its response is a training response of talk_files. Weight 0.5
+        # draws the corpus prompts two times in three, so the replies are still memorised in time.
+        talk_paraphrases=str(DATASETS / "talk" / "paraphrases.jsonl") + ":0.5",
         goals_file=str(DATASETS / "goals" / "train.jsonl"),
         goals_held_out=str(DATASETS / "goals" / "held_out.jsonl"),
         # comma-separated path or path:weight: more training goals, never validated on

@@ -361,8 +361,9 @@ def test_paraphrases_train_the_brain_only_with_its_training_replies(tmp_path):
     # The talk metrics score the talk files' own prompts.
     scored = {p for p, _ in talk.training_prompts(spec, 10**6, seed=0)}
     assert scored == {r["prompt"] for r in base.sources[0][0]}
-    # The built-in paraphrases answer with the built-in corpus's replies only.
-    c.data.talk_paraphrases = str(DATASETS / "talk" / "paraphrases.jsonl")
+    # The built-in paraphrases (the default, weighted) answer with the built-in corpus's replies only.
+    c.data.talk_paraphrases = config.load_tier("test").data.talk_paraphrases
+    assert [w for _, w in phases.brain_spec(config.load_tier("test"), byte_tok.encode).sources] == [1.0, 0.5]
     mine = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]
     c.data.talk_files = str(write(tmp_path, "mine.jsonl", mine))
     assert len(phases.brain_spec(c, byte_tok.encode).sources) == 1
