@@ -22,6 +22,7 @@ MESH_AXES = ("data", "fsdp", "tensor")
 PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
+GREEDY_BELOW = 0.01  # temperatures under this take the argmax (infer/sampling.py)
 # Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.
 FILE_LISTS = {"data.talk_files": False, "data.talk_paraphrases": True, "data.goals_extra": True,
               "data.goals_chat": True}
@@ -159,6 +160,11 @@ def base() -> ml_collections.ConfigDict:
         gallery_file=str(DATASETS / "talk" / "gallery.jsonl"),    # {prompt, category}
         gallery_temperatures=(0.5, 0.7, 1.0),
         gallery_sampled=2,        # prompts per category also sampled at each gallery temperature
+        # Sample-and-rank (infer/generate.generate_ranked): the gallery's "ranked" replies and the
+        # held-out ranked metrics keep, of the greedy reply and `candidates` sampled at
+        # rank_temperature, the one the brain finds most likely. 0: off.
+        candidates=7,
+        rank_temperature=0.7,
     ))
 
     c.debug = ml_collections.ConfigDict(dict(
@@ -288,6 +294,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     for k in ("batch_size", "talk_eval_max"):
         need(c.gen[k] >= 1, f"gen.{k}", "must be >= 1")
     need(c.gen.gallery_sampled >= 0, "gen.gallery_sampled", "must be >= 0")
+    need(c.gen.candidates >= 0, "gen.candidates", "must be >= 0 (0: no ranked replies)")
+    need(c.gen.candidates == 0 or c.gen.rank_temperature >= GREEDY_BELOW, "gen.rank_temperature",
+         f"must be >= {GREEDY_BELOW} when gen.candidates > 0: greedy candidates would all be the same reply")
     temperatures = c.gen.gallery_temperatures
     need(all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures),
          "gen.gallery_temperatures", "expected a tuple of numbers > 0")

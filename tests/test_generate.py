@@ -1,5 +1,7 @@
 """Generation with the brain (KV cache vs full recompute) and the sampling rules."""
 
+from unittest import mock
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,9 @@ import numpy as np
 import pytest
 
 from gestalt_jax import config
-from gestalt_jax.infer.generate import decode_loop, generate, generate_text
+from gestalt_jax.infer import generate as generate_lib
+from gestalt_jax.infer.generate import (decode_loop, generate, generate_ranked, generate_text,
+                                        reply_log_likelihood)
 from gestalt_jax.infer.sampling import Sampling, repeated_ngram_tokens, sample
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bytes as byte_tok
@@ -88,6 +92,60 @@ def test_generate_text_decodes_each_row(brain_params):
     ids = generate(brain, params, PROMPTS, MAX_NEW, GREEDY)
     texts = generate_text(brain, params, PROMPTS, MAX_NEW, sampling=GREEDY)
     assert texts == [byte_tok.decode(r) for r in ids] and any(texts)
+
+
+def test_reply_log_likelihood_is_the_teacher_forced_mean_up_to_eos(brain_params):
+    brain, params = brain_params
+    memory = _memory()
+    ids = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=1.0), rng=jax.random.key(3))
+    enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
+    got = np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(ids), memory))
+    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), ids], axis=1)
+    logits_BxTxV, _ = jax.jit(brain.apply)({"params": params}, enc, jnp.asarray(dec_in), memory)
+    logp = np.asarray(jax.nn.log_softmax(logits_BxTxV[:, :-1]))
+    token_logp = np.take_along_axis(logp, ids[..., None], axis=-1)[..., 0]
+    keep = _until_eos(ids) & (ids != PAD)
+    want = [token_logp[b][keep[b]].mean() for b in range(len(PROMPTS))]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # Row 0 ended at token 5: what follows its EOS does not count, whatever it is.
+    ended = ids.copy()
+    ended[0, 5], ended[0, 6:] = EOS, PAD
+    noisy = ended.copy()
+    noisy[0, 6:] = 65
+    a, b = (np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(x), memory)) for x in (ended, noisy))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(a[1:], got[1:], rtol=1e-6)
+    assert a[0] != got[0]
+
+
+def test_generate_ranked_keeps_the_candidate_the_brain_finds_most_likely(brain_params):
+    brain, params = brain_params
+    hot, n, key, memory = Sampling(temperature=1.0), 5, jax.random.key(7), _memory()
+    ranked = generate_ranked(brain, params, PROMPTS, MAX_NEW, hot, n, key, memory)
+    greedy = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=0.0), memory_BxKxD=memory)
+    sampled = generate(brain, params, [p for p in PROMPTS for _ in range(n)], MAX_NEW, hot, rng=key,
+                       memory_BxKxD=np.repeat(np.asarray(memory), n, axis=0))
+    enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
+
+    def score(ids):
+        return np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(ids), memory))
+
+    candidates = [greedy] + [sampled[j::n] for j in range(n)]
+    scores = np.stack([score(ids) for ids in candidates])  # [n + 1, B]
+    best = scores.argmax(axis=0)
+    np.testing.assert_array_equal(ranked, np.stack([candidates[k][b] for b, k in enumerate(best)]))
+    assert (score(ranked) >= score(greedy) - 1e-6).all()
+    # Scores that favour candidate (b + 1) % (n + 1) for prompt b, and a tie with greedy in the last row.
+    crafted = np.zeros((len(PROMPTS), n + 1), np.float32)
+    crafted[np.arange(len(PROMPTS)), (np.arange(len(PROMPTS)) + 1) % (n + 1)] = 1.0
+    crafted[-1] = 0.0
+    with mock.patch.object(generate_lib, "reply_log_likelihood", return_value=crafted.reshape(-1)):
+        picked = generate_ranked(brain, params, PROMPTS, MAX_NEW, hot, n, key, memory)
+    for b in range(len(PROMPTS) - 1):
+        np.testing.assert_array_equal(picked[b], candidates[b + 1][b])
+    np.testing.assert_array_equal(picked[-1], greedy[-1])
+    with pytest.raises(ValueError, match="greedy"):
+        generate_ranked(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=0.0), n, key)
 
 
 def test_eos_ends_a_row_and_the_loop_stops_when_all_rows_ended():

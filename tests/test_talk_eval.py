@@ -57,10 +57,10 @@ def test_brain_sft_ends_with_the_talk_metrics(trained):
         phases.exact_score(at_best, key="fit_exact", n=c.sft.fit_sample), rel=1e-6)
     assert m["val_ppl"] == pytest.approx(np.exp(m["val_loss"]), rel=1e-6)
     for k in ("train_exact", "prefix_changed", "prefix_distance", "held_out_exact", "held_out_in_corpus",
-              "held_out_known_words"):
+              "held_out_known_words", "held_out_ranked_exact", "held_out_ranked_in_corpus"):
         assert 0.0 <= m[k] <= 1.0, k
     assert -1.0 <= m["concept_sim"] <= 1.0 and -1.0 <= m["val_concept_sim"] <= 1.0
-    assert 0.0 <= m["held_out_chrf"] <= 100.0
+    assert 0.0 <= m["held_out_chrf"] <= 100.0 and 0.0 <= m["held_out_ranked_chrf"] <= 100.0
 
 
 def test_selection_score_ranks_by_examples_reproduced_then_val_loss():
@@ -153,6 +153,23 @@ def test_gallery_command_writes_every_prompt_by_category(trained):
     assert "| new |" in report
     sampled = [line for line in report.splitlines() if line.startswith("| hello | ")]
     assert [line.split(" | ")[1] for line in sampled[1:]] == [str(t) for t in c.gen.gallery_temperatures]
+    assert sampled[0].count(" | ") == 3  # prompt, seen, greedy reply, ranked reply
+    assert "Ranked replies against the training responses:" in report and "    ranked: " in r.stdout
+
+
+def test_gallery_has_ranked_replies_only_with_candidates():
+    c, workdir = config_lib.load_tier("test"), "runs/test"
+    entries = [dict(prompt="hi", category="greeting", seen="new", greedy="Hello.", ranked="Hi.", sampled={})]
+    with_ranked = gallery.markdown(c, entries, workdir, "summary")
+    assert "| hi | new | Hello. | Hi. |" in with_ranked and f"{c.gen.candidates} sampled" in with_ranked
+    assert "    ranked: Hi." in gallery.plain(entries)
+    entries[0]["ranked"] = None
+    c.gen.candidates = 0
+    without = gallery.markdown(c, entries, workdir, "summary")
+    assert "| hi | new | Hello. |\n" in without and "ranked" not in without.lower()
+    assert "ranked" not in gallery.plain(entries)
+    # A reply with line breaks of any kind stays on its table row.
+    assert gallery._cell("a\x1cb|c\u2028d\n") == "a<br>b\\|c<br>d" and gallery._cell("") == "*(empty)*"
 
 
 def test_gallery_voice_counts_whole_replies_and_known_words_per_group():

@@ -3,11 +3,13 @@
 Every prompt of config.gen.gallery_file gets a greedy reply (temperature 0 with config.gen's
 n-gram penalty: what a user gets by default at temperature 0); the first
 config.gen.gallery_sampled prompts of each category are also sampled at each of
-config.gen.gallery_temperatures, seeded by config.gen.seed. Each prompt is marked `train`
+config.gen.gallery_temperatures, seeded by config.gen.seed. With config.gen.candidates > 0
+every prompt also gets a ranked reply (talk.ranked_replies: of the greedy reply and that many
+sampled, the one the brain finds most likely). Each prompt is marked `train`
 (a training prompt), `val` (in the seeded validation split) or `new`. For each of these
-groups the report says how many greedy replies are word for word a training response and
-what share of their words occur in the training responses (talk.known_word_share): whether
-the replies to new prompts are in the corpus's voice.
+groups the report says how many greedy (and ranked) replies are word for word a training
+response and what share of their words occur in the training responses
+(talk.known_word_share): whether the replies to new prompts are in the corpus's voice.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ def seen_as(spec: PhaseSpec) -> dict[str, str]:
 def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decode, records: list[dict],
           seen: dict[str, str]) -> list[dict]:
     """One entry per gallery record: prompt, category, seen ("train", "val" or "new"), greedy reply,
-    and sampled {temperature: reply} (empty for prompts that are not sampled)."""
+    ranked reply (None when config.gen.candidates is 0) and sampled {temperature: reply} (empty for
+    prompts that are not sampled)."""
     prompts = [r["prompt"] for r in records]
     greedy = talk.replies(c, brain, params, decode, prompts, talk.sampling(c, 0.0))
-    entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, sampled={})
-               for r, p, g in zip(records, prompts, greedy)]
+    ranked = (talk.ranked_replies(c, brain, params, decode, prompts) if c.gen.candidates
+              else [None] * len(prompts))
+    entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, ranked=k, sampled={})
+               for r, p, g, k in zip(records, prompts, greedy, ranked)]
     per_category = collections.Counter()
     chosen = []
     for e in entries:
@@ -59,12 +64,13 @@ def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decod
     return entries
 
 
-def voice(entries: list[dict], corpus: frozenset[str]) -> str:
-    """One line per seen-group ("train", "val", "new") of greedy replies: how many are a training
-    response word for word, and the share of their words found in the training responses."""
+def voice(entries: list[dict], corpus: frozenset[str], reply: str = "greedy") -> str:
+    """One line per seen-group ("train", "val", "new") of the `reply` ("greedy" or "ranked") replies:
+    how many are a training response word for word, and the share of their words found in the
+    training responses."""
     lines = []
     for seen in ("train", "val", "new"):
-        said = [e["greedy"] for e in entries if e["seen"] == seen]
+        said = [e[reply] for e in entries if e["seen"] == seen]
         if said:
             whole = sum(s in corpus for s in said)
             known = talk.known_word_share(said, corpus)
@@ -81,8 +87,13 @@ def _by_category(entries: list[dict]) -> dict[str, list[dict]]:
 
 
 def _cell(text: str) -> str:
-    """Text for one Markdown table cell: pipes escaped, line breaks kept visible."""
-    return text.replace("|", "\\|").replace("\n", "<br>") if text else "*(empty)*"
+    """Text for one Markdown table cell: pipes escaped, line breaks (any str.splitlines breaks,
+    such as U+2028 or the control bytes a half-trained brain emits) kept visible."""
+    return "<br>".join(text.replace("|", "\\|").splitlines()) if text else "*(empty)*"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | Path, summary: str) -> str:
@@ -97,11 +108,18 @@ def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | P
              f"{counts['new']} new). "
              f"Greedy replies use temperature 0 with the {g.ngram}-gram penalty {g.ngram_penalty}; "
              f"the first {g.gallery_sampled} prompts of each category are also sampled at temperatures "
-             f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", "",
-             "Greedy replies against the training responses:", "", summary, ""]
+             f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", ""]
+    ranked = entries[0]["ranked"] is not None
+    if ranked:
+        lines += [f"Ranked replies are sample-and-rank: of the greedy reply and {g.candidates} sampled at "
+                  f"temperature {g.rank_temperature}, the one the brain gives the highest mean "
+                  f"log-probability per token.", ""]
+    lines += [summary, ""]
+    columns = ["prompt", "seen", "greedy reply"] + ["ranked reply"] * ranked
     for category, group in _by_category(entries).items():
-        lines += [f"## {category}", "", "| prompt | seen | greedy reply |", "|---|---|---|"]
-        lines += [f"| {_cell(e['prompt'])} | {e['seen']} | {_cell(e['greedy'])} |" for e in group]
+        lines += [f"## {category}", "", _row(columns), "|---" * len(columns) + "|"]
+        lines += [_row([_cell(e["prompt"]), e["seen"], _cell(e["greedy"])] + [_cell(e["ranked"])] * ranked)
+                  for e in group]
         sampled = [e for e in group if e["sampled"]]
         if sampled:
             lines += ["", "| prompt | temperature | sampled reply |", "|---|---|---|"]
@@ -119,6 +137,8 @@ def plain(entries: list[dict]) -> str:
         for e in group:
             lines.append(f"[{e['seen']}] {e['prompt']}")
             lines.append(f"    greedy: {e['greedy']}")
+            if e["ranked"] is not None:
+                lines.append(f"    ranked: {e['ranked']}")
             lines += [f"    T={t}: {s}" for t, s in e["sampled"].items()]
         lines.append("")
     return "\n".join(lines)
@@ -130,11 +150,14 @@ def run(c: ml_collections.ConfigDict, workdir: str | Path) -> Path:
     records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
     params, tok, spec = talk.load(c, workdir, mesh_lib.make_mesh(c))
     entries = build(c, build_brain(c), talk.host_params(params), tok.decode, records, seen_as(spec))
-    summary = voice(entries, talk.training_responses(spec))
+    corpus = talk.training_responses(spec)
+    summary = "Greedy replies against the training responses:\n\n" + voice(entries, corpus)
+    if c.gen.candidates:
+        summary += "\n\nRanked replies against the training responses:\n\n" + voice(entries, corpus, "ranked")
     path = workdir / FILENAME
     if jax.process_index() == 0:
         path.write_text(markdown(c, entries, workdir, summary), encoding="utf-8")
     log(plain(entries))
-    log(f"[gallery] greedy replies against the training responses:\n{summary}")
+    log(f"[gallery] {summary}")
     log(f"[gallery] {len(entries)} prompts -> {path}")
     return path

@@ -26,6 +26,10 @@ training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec
   language at all: the share that is word for word some training response (any prompt's),
   and the share of their words (letters and apostrophes, case-folded) that occur in some
   training response. Blends of several replies spelled wrong score low on both.
+- held_out_ranked_chrf, held_out_ranked_exact, held_out_ranked_in_corpus: the same three for
+  the sample-and-rank replies (config.gen.candidates sampled at config.gen.rank_temperature
+  beside the greedy one, seeded by config.gen.seed; `ranked_replies`); absent when
+  config.gen.candidates is 0.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from jax.experimental import multihost_utils
 
 from gestalt_jax.data import examples, pipeline
 from gestalt_jax.evals.chrf import corpus_chrf, sentence_chrf
-from gestalt_jax.infer.generate import generate_text
+from gestalt_jax.infer.generate import generate_ranked, generate_text
 from gestalt_jax.infer.sampling import Sampling
 from gestalt_jax.model.brain import Brain, build_brain
 from gestalt_jax.text import bpe
@@ -74,6 +78,9 @@ MEANING = {
     "held_out_exact": "replies equal to the reference",
     "held_out_in_corpus": "replies equal to some training response",
     "held_out_known_words": "words of the replies found in the training responses",
+    "held_out_ranked_chrf": "corpus chrF of the ranked replies (best of greedy + candidates)",
+    "held_out_ranked_exact": "ranked replies equal to the reference",
+    "held_out_ranked_in_corpus": "ranked replies equal to some training response",
     "seconds": "time taken",
 }
 
@@ -85,10 +92,10 @@ def sampling(c: ml_collections.ConfigDict, temperature: float | None = None) -> 
                     top_p=g.top_p, ngram=g.ngram, ngram_penalty=g.ngram_penalty)
 
 
-def _batches(items: Sequence, c: ml_collections.ConfigDict):
-    """(chunk, real rows) of at most config.gen.batch_size; the last chunk repeats its final item up
-    to the common size, so one compiled program serves every chunk."""
-    size = max(1, min(c.gen.batch_size, len(items)))
+def _batches(items: Sequence, c: ml_collections.ConfigDict, rows_each: int = 1):
+    """(chunk, real rows) of at most config.gen.batch_size rows, `rows_each` per item; the last
+    chunk repeats its final item up to the common size, so one compiled program serves every chunk."""
+    size = max(1, min(c.gen.batch_size // rows_each, len(items)))
     for i in range(0, len(items), size):
         chunk = list(items[i:i + size])
         yield chunk + [chunk[-1]] * (size - len(chunk)), len(chunk)
@@ -101,6 +108,20 @@ def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, 
     for i, (chunk, n) in enumerate(_batches(prompts, c)):
         key = None if rng is None else jax.random.fold_in(rng, i)
         out += generate_text(brain, params, chunk, c.brain.dec_len, decode, sampling=how, rng=key)[:n]
+    return out
+
+
+def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
+                   prompts: Sequence[str]) -> list[str]:
+    """Sample-and-rank replies to `prompts` (config.gen.candidates sampled at rank_temperature with
+    config.gen's filters, plus the greedy one; seeded by config.gen.seed), max_new = dec_len."""
+    how = sampling(c, c.gen.rank_temperature)
+    rng = jax.random.key(c.gen.seed)
+    out = []
+    for i, (chunk, n) in enumerate(_batches(prompts, c, rows_each=c.gen.candidates + 1)):
+        ids = generate_ranked(brain, params, chunk, c.brain.dec_len, how, c.gen.candidates,
+                              jax.random.fold_in(rng, i))
+        out += [decode(row) for row in ids[:n]]
     return out
 
 
@@ -190,8 +211,16 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
                    held_out_exact=exact_rate(said, [{ref} for ref in refs]),
                    held_out_in_corpus=exact_rate(said, [corpus] * len(said)),
                    held_out_known_words=known_word_share(said, corpus))
-        rows += [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
-                 for r, ref, s in zip(held_out, refs, said)]
+        held_rows = [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
+                     for r, ref, s in zip(held_out, refs, said)]
+        if c.gen.candidates:
+            ranked = ranked_replies(c, brain, params, decode, [r["prompt"] for r in held_out])
+            out.update(held_out_ranked_chrf=corpus_chrf(ranked, refs),
+                       held_out_ranked_exact=exact_rate(ranked, [{ref} for ref in refs]),
+                       held_out_ranked_in_corpus=exact_rate(ranked, [corpus] * len(ranked)))
+            for row, s in zip(held_rows, ranked):
+                row.update(ranked=s, ranked_chrf=sentence_chrf(s, row["reference"]))
+        rows += held_rows
     return out, rows
 
 

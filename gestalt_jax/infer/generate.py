@@ -4,10 +4,16 @@ The cached path prefills the decoder's KV cache with [N prefix] + BOS in one cal
 feeds one token per step. The uncached path recomputes the whole [prefix] + BOS + text
 buffer every step; it exists to check the cached one and to measure what the cache buys.
 Both stop a row at EOS and the loop when every row has stopped or after max_new tokens.
+
+`generate_ranked` is sample-and-rank: the greedy reply and several sampled ones per prompt,
+of which it keeps the one the brain itself finds most likely (mean log-probability per token,
+`reply_log_likelihood`). A greedy reply to a prompt between two training prompts can switch
+from one memorised reply to the other mid-word; a whole reply scores higher than such a blend.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, Iterable, Sequence
 
@@ -143,3 +149,51 @@ def generate_text(brain: Brain, params, prompts: Sequence[str], max_new: int,
     """Replies as text: `generate` then the decoder tokenizer's decode (bytes.decode or
     BpeTokenizer.decode; both stop at EOS)."""
     return [decode(row) for row in generate(brain, params, prompts, max_new, **kwargs)]
+
+
+@functools.partial(jax.jit, static_argnames="brain")
+def reply_log_likelihood(brain: Brain, params, enc_ids_BxL, ids_BxM, memory_BxKxD=None):
+    """Mean log-probability per token [B] (f32) of replies ids [B, M] (EOS, then PAD) to left-padded
+    byte prompts [B, L], teacher-forced on BOS + ids as the uncached path sees them; the tokens up to
+    and including EOS count, raw logits (no sampling penalty)."""
+    concept_BxD = brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
+    prefix_BxNxD = brain.apply({"params": params}, concept_BxD, method=Brain.prefix)
+    memory_BxKxD = brain.apply({"params": params}, memory_BxKxD, method=Brain.memory)
+    buf_BxT = jnp.concatenate([jnp.full((ids_BxM.shape[0], 1), BOS, jnp.int32), ids_BxM], axis=1)
+    decoder = LanguageDecoder(brain.dec, brain.dec_vocab)
+    logits_BxTxV = decoder.apply({"params": params["decoder"]}, buf_BxT, prefix_BxNxD, memory_BxKxD)
+    logp_BxMxV = jax.nn.log_softmax(logits_BxTxV[:, :-1].astype(jnp.float32))
+    logp_BxM = jnp.take_along_axis(logp_BxMxV, ids_BxM[..., None], axis=-1)[..., 0]
+    eos_BxM = ids_BxM == EOS
+    counted_BxM = (jnp.cumsum(eos_BxM, axis=1) - eos_BxM == 0) & (ids_BxM != PAD)
+    n_B = jnp.maximum(counted_BxM.sum(axis=1), 1)
+    return jnp.where(counted_BxM, logp_BxM, 0.0).sum(axis=1) / n_B
+
+
+def generate_ranked(brain: Brain, params, prompts: Sequence[str], max_new: int, sampling: Sampling,
+                    candidates: int, rng: jax.Array, memory_BxKxD=None,
+                    encode_len: int | None = None) -> np.ndarray:
+    """Token ids [B, max_new] like `generate`: per prompt, of its greedy reply (`sampling` at
+    temperature 0) and `candidates` replies sampled with `sampling`, the one with the highest
+    `reply_log_likelihood` (the first of equals, so greedy wins a tie)."""
+    if candidates < 1:
+        raise ValueError(f"candidates={candidates}: rank at least one sampled reply")
+    if sampling.greedy:
+        raise ValueError(f"sampling at temperature {sampling.temperature} is greedy: "
+                         f"every candidate would be the same reply")
+    B, C = len(prompts), candidates + 1
+
+    def each(rows, n):  # every row n times over, in order
+        return None if rows is None else np.repeat(np.asarray(rows), n, axis=0)
+
+    greedy = generate(brain, params, prompts, max_new, dataclasses.replace(sampling, temperature=0.0),
+                      memory_BxKxD=memory_BxKxD, encode_len=encode_len)
+    sampled = generate(brain, params, list(each(prompts, candidates)), max_new, sampling, rng,
+                       memory_BxKxD=each(memory_BxKxD, candidates), encode_len=encode_len)
+    ids_BxCxM = np.concatenate([greedy[:, None], sampled.reshape(B, candidates, max_new)], axis=1)
+    enc_ids = byte_tok.encode_left(list(each(prompts, C)), encode_len or brain.enc.train_len)
+    memory = each(memory_BxKxD, C)
+    score_BxC = np.asarray(reply_log_likelihood(brain, params, jnp.asarray(enc_ids),
+                                                jnp.asarray(ids_BxCxM.reshape(B * C, max_new)),
+                                                None if memory is None else jnp.asarray(memory)))
+    return ids_BxCxM[np.arange(B), score_BxC.reshape(B, C).argmax(axis=1)]

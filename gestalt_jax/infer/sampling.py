@@ -12,9 +12,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from gestalt_jax.config import GREEDY_BELOW  # temperatures under this take the argmax
 from gestalt_jax.text.bytes import PAD
 
-GREEDY_BELOW = 0.01  # temperatures under this take the argmax instead of sampling
 
 
 @dataclasses.dataclass(frozen=True)
