@@ -161,7 +161,7 @@ def base() -> ml_collections.ConfigDict:
         gallery_temperatures=(0.5, 0.7, 1.0),
         gallery_sampled=2,        # prompts per category also sampled at each gallery temperature
         # Sample-and-rank (infer/generate.generate_ranked): the gallery's "ranked" replies and the
-        # held-out ranked metrics keep, of the greedy reply and `candidates` sampled at
+        # held-out ranked metrics keep, of the argmax reply and `candidates` sampled at
         # rank_temperature, the one the brain finds most likely. 0: off.
         candidates=7,
         rank_temperature=0.7,

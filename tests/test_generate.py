@@ -122,7 +122,7 @@ def test_generate_ranked_keeps_the_candidate_the_brain_finds_most_likely(brain_p
     brain, params = brain_params
     hot, n, key, memory = Sampling(temperature=1.0), 5, jax.random.key(7), _memory()
     ranked = generate_ranked(brain, params, PROMPTS, MAX_NEW, hot, n, key, memory)
-    greedy = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=0.0), memory_BxKxD=memory)
+    greedy = generate(brain, params, PROMPTS, MAX_NEW, GREEDY, memory_BxKxD=memory)
     sampled = generate(brain, params, [p for p in PROMPTS for _ in range(n)], MAX_NEW, hot, rng=key,
                        memory_BxKxD=np.repeat(np.asarray(memory), n, axis=0))
     enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))

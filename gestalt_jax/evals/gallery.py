@@ -4,7 +4,7 @@ Every prompt of config.gen.gallery_file gets a greedy reply (temperature 0 with 
 n-gram penalty: what a user gets by default at temperature 0); the first
 config.gen.gallery_sampled prompts of each category are also sampled at each of
 config.gen.gallery_temperatures, seeded by config.gen.seed. With config.gen.candidates > 0
-every prompt also gets a ranked reply (talk.ranked_replies: of the greedy reply and that many
+every prompt also gets a ranked reply (talk.ranked_replies: of the argmax reply and that many
 sampled, the one the brain finds most likely). Each prompt is marked `train`
 (a training prompt), `val` (in the seeded validation split) or `new`. For each of these
 groups the report says how many greedy (and ranked) replies are word for word a training
@@ -111,9 +111,9 @@ def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | P
              f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", ""]
     ranked = entries[0]["ranked"] is not None
     if ranked:
-        lines += [f"Ranked replies are sample-and-rank: of the greedy reply and {g.candidates} sampled at "
-                  f"temperature {g.rank_temperature}, the one the brain gives the highest mean "
-                  f"log-probability per token.", ""]
+        lines += [f"Ranked replies are sample-and-rank: of the argmax reply (no n-gram penalty) and "
+                  f"{g.candidates} sampled at temperature {g.rank_temperature}, the one the brain gives "
+                  f"the highest mean log-probability per token.", ""]
     lines += [summary, ""]
     columns = ["prompt", "seen", "greedy reply"] + ["ranked reply"] * ranked
     for category, group in _by_category(entries).items():

@@ -28,7 +28,7 @@ training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec
   training response. Blends of several replies spelled wrong score low on both.
 - held_out_ranked_chrf, held_out_ranked_exact, held_out_ranked_in_corpus: the same three for
   the sample-and-rank replies (config.gen.candidates sampled at config.gen.rank_temperature
-  beside the greedy one, seeded by config.gen.seed; `ranked_replies`); absent when
+  beside the argmax one, seeded by config.gen.seed; `ranked_replies`); absent when
   config.gen.candidates is 0.
 """
 
@@ -78,7 +78,7 @@ MEANING = {
     "held_out_exact": "replies equal to the reference",
     "held_out_in_corpus": "replies equal to some training response",
     "held_out_known_words": "words of the replies found in the training responses",
-    "held_out_ranked_chrf": "corpus chrF of the ranked replies (best of greedy + candidates)",
+    "held_out_ranked_chrf": "corpus chrF of the ranked replies (best of argmax + candidates)",
     "held_out_ranked_exact": "ranked replies equal to the reference",
     "held_out_ranked_in_corpus": "ranked replies equal to some training response",
     "seconds": "time taken",
@@ -114,7 +114,7 @@ def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, 
 def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
                    prompts: Sequence[str]) -> list[str]:
     """Sample-and-rank replies to `prompts` (config.gen.candidates sampled at rank_temperature with
-    config.gen's filters, plus the greedy one; seeded by config.gen.seed), max_new = dec_len."""
+    config.gen's filters, plus the argmax one; seeded by config.gen.seed), max_new = dec_len."""
     how = sampling(c, c.gen.rank_temperature)
     rng = jax.random.key(c.gen.seed)
     out = []
