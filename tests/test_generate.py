@@ -112,7 +112,8 @@ def test_reply_log_likelihood_is_the_teacher_forced_mean_up_to_eos(brain_params)
     ended[0, 5], ended[0, 6:] = EOS, PAD
     noisy = ended.copy()
     noisy[0, 6:] = 65
-    a, b = (np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(x), memory)) for x in (ended, noisy))
+    a, b = (np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(x), memory))
+            for x in (ended, noisy))
     np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(a[1:], got[1:], rtol=1e-6)
     assert a[0] != got[0]

@@ -46,8 +46,8 @@ def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decod
     greedy = talk.replies(c, brain, params, decode, prompts, talk.sampling(c, 0.0))
     ranked = (talk.ranked_replies(c, brain, params, decode, prompts) if c.gen.candidates
               else [None] * len(prompts))
-    entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, ranked=k, sampled={})
-               for r, p, g, k in zip(records, prompts, greedy, ranked)]
+    entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, ranked=k,
+                    sampled={}) for r, p, g, k in zip(records, prompts, greedy, ranked)]
     per_category = collections.Counter()
     chosen = []
     for e in entries:

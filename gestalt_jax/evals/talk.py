@@ -211,8 +211,8 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
                    held_out_exact=exact_rate(said, [{ref} for ref in refs]),
                    held_out_in_corpus=exact_rate(said, [corpus] * len(said)),
                    held_out_known_words=known_word_share(said, corpus))
-        held_rows = [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s, chrf=sentence_chrf(s, ref))
-                     for r, ref, s in zip(held_out, refs, said)]
+        held_rows = [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s,
+                          chrf=sentence_chrf(s, ref)) for r, ref, s in zip(held_out, refs, said)]
         if c.gen.candidates:
             ranked = ranked_replies(c, brain, params, decode, [r["prompt"] for r in held_out])
             out.update(held_out_ranked_chrf=corpus_chrf(ranked, refs),

@@ -5,9 +5,9 @@ feeds one token per step. The uncached path recomputes the whole [prefix] + BOS 
 buffer every step; it exists to check the cached one and to measure what the cache buys.
 Both stop a row at EOS and the loop when every row has stopped or after max_new tokens.
 
-`generate_ranked` is sample-and-rank: the greedy reply and several sampled ones per prompt,
+`generate_ranked` is sample-and-rank: the argmax reply and several sampled ones per prompt,
 of which it keeps the one the brain itself finds most likely (mean log-probability per token,
-`reply_log_likelihood`). A greedy reply to a prompt between two training prompts can switch
+`reply_log_likelihood`). An argmax reply to a prompt between two training prompts can switch
 from one memorised reply to the other mid-word; a whole reply scores higher than such a blend.
 """
 
@@ -187,8 +187,9 @@ def generate_ranked(brain: Brain, params, prompts: Sequence[str], max_new: int, 
     def each(rows, n):  # every row n times over, in order
         return None if rows is None else np.repeat(np.asarray(rows), n, axis=0)
 
-    greedy = generate(brain, params, prompts, max_new, dataclasses.replace(sampling, temperature=0.0, ngram=0),
-                      memory_BxKxD=memory_BxKxD, encode_len=encode_len)
+    argmax = dataclasses.replace(sampling, temperature=0.0, ngram=0)
+    greedy = generate(brain, params, prompts, max_new, argmax, memory_BxKxD=memory_BxKxD,
+                      encode_len=encode_len)
     sampled = generate(brain, params, list(each(prompts, candidates)), max_new, sampling, rng,
                        memory_BxKxD=each(memory_BxKxD, candidates), encode_len=encode_len)
     ids_BxCxM = np.concatenate([greedy[:, None], sampled.reshape(B, candidates, max_new)], axis=1)

@@ -16,7 +16,6 @@ from gestalt_jax.config import GREEDY_BELOW  # temperatures under this take the 
 from gestalt_jax.text.bytes import PAD
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Sampling:
     """Static sampling settings (hashable, so jit specialises on them).
