@@ -19,9 +19,10 @@ def get_config():
     # The brain is kept for reproducing its training replies; with 3000 steps it reproduced 90% of
     # a 256-pair sample at step 1500 and 99% at 2000 (BENCHMARKS.md).
     # Concept noise 1.0 slows memorisation (33% reproduced at step 2000 of 2000, 99% at 3600 of
-    # 4000), and the paraphrases slow it more (90% at 3800), so the brain trains 4000 steps and
-    # is not early-stopped: it keeps the best.
+    # 4000), and the paraphrases slow it more (at weight 0.5, 91% of the sample at 4000), so the
+    # brain trains 4000 steps and is not early-stopped: it keeps the best.
     c.sft.update(steps=4000, patience=40)
-    # The talk metrics reply to every training prompt of the built-in corpus (662), not a sample.
+    # The talk metrics reply to every training prompt of the built-in corpus (596 after the val
+    # split), not a sample.
     c.gen.talk_eval_max = 1024
     return c
