@@ -109,7 +109,7 @@ def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | P
              f"Greedy replies use temperature 0 with the {g.ngram}-gram penalty {g.ngram_penalty}; "
              f"the first {g.gallery_sampled} prompts of each category are also sampled at temperatures "
              f"{temperatures} (top-k {g.top_k}, top-p {g.top_p}, seed {g.seed}).", ""]
-    ranked = entries[0]["ranked"] is not None
+    ranked = bool(g.candidates)
     if ranked:
         lines += [f"Ranked replies are sample-and-rank: of the argmax reply (no n-gram penalty) and "
                   f"{g.candidates} sampled at temperature {g.rank_temperature}, the one the brain gives "
@@ -122,8 +122,8 @@ def markdown(c: ml_collections.ConfigDict, entries: list[dict], workdir: str | P
                   for e in group]
         sampled = [e for e in group if e["sampled"]]
         if sampled:
-            lines += ["", "| prompt | temperature | sampled reply |", "|---|---|---|"]
-            lines += [f"| {_cell(e['prompt'])} | {t} | {_cell(s)} |"
+            lines += ["", _row(["prompt", "temperature", "sampled reply"]), "|---" * 3 + "|"]
+            lines += [_row([_cell(e["prompt"]), str(t), _cell(s)])
                       for e in sampled for t, s in e["sampled"].items()]
         lines.append("")
     return "\n".join(lines)

@@ -189,6 +189,13 @@ def prefix_change(said: Sequence[str]) -> tuple[int, float, float]:
     return len(pairs), float(np.mean(changed)), float(np.mean(distance))
 
 
+def _against(said: Sequence[str], refs: Sequence[str], corpus: frozenset[str],
+             prefix: str) -> dict[str, float]:
+    """<prefix>chrf, <prefix>exact and <prefix>in_corpus of replies to held-out prompts."""
+    return {f"{prefix}chrf": corpus_chrf(said, refs), f"{prefix}exact": exact_rate(said, [{r} for r in refs]),
+            f"{prefix}in_corpus": exact_rate(said, [corpus] * len(said))}
+
+
 def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
                   train: Sequence[tuple[str, frozenset[str]]], held_out: Sequence[dict],
                   corpus: frozenset[str]) -> tuple[dict[str, float], list[dict]]:
@@ -207,17 +214,13 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
     if held_out:
         refs = [r["reference"] for r in held_out]
         said = replies(c, brain, params, decode, [r["prompt"] for r in held_out])
-        out.update(held_out_n=len(refs), held_out_chrf=corpus_chrf(said, refs),
-                   held_out_exact=exact_rate(said, [{ref} for ref in refs]),
-                   held_out_in_corpus=exact_rate(said, [corpus] * len(said)),
+        out.update(held_out_n=len(refs), **_against(said, refs, corpus, "held_out_"),
                    held_out_known_words=known_word_share(said, corpus))
         held_rows = [dict(set="held_out", prompt=r["prompt"], reference=ref, reply=s,
                           chrf=sentence_chrf(s, ref)) for r, ref, s in zip(held_out, refs, said)]
         if c.gen.candidates:
             ranked = ranked_replies(c, brain, params, decode, [r["prompt"] for r in held_out])
-            out.update(held_out_ranked_chrf=corpus_chrf(ranked, refs),
-                       held_out_ranked_exact=exact_rate(ranked, [{ref} for ref in refs]),
-                       held_out_ranked_in_corpus=exact_rate(ranked, [corpus] * len(ranked)))
+            out.update(_against(ranked, refs, corpus, "held_out_ranked_"))
             for row, s in zip(held_rows, ranked):
                 row.update(ranked=s, ranked_chrf=sentence_chrf(s, row["reference"]))
         rows += held_rows

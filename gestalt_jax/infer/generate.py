@@ -103,6 +103,15 @@ def _uncached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, 
     return buf_BxT, logits_at(buf_BxT, 0), step
 
 
+def _conditioned(brain: Brain, params, enc_ids_BxL, memory_BxKxD):
+    """The decoder's concept prefix [B, N, D] and projected memory (None: none) for byte prompts
+    [B, L], and the decoder module."""
+    concept_BxD = brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
+    prefix_BxNxD = brain.apply({"params": params}, concept_BxD, method=Brain.prefix)
+    memory_BxKxD = brain.apply({"params": params}, memory_BxKxD, method=Brain.memory)
+    return prefix_BxNxD, memory_BxKxD, LanguageDecoder(brain.dec, brain.dec_vocab)
+
+
 @functools.partial(jax.jit, static_argnames=("brain", "max_new", "sampling", "cached"))
 def generate_ids(brain: Brain, params, enc_ids_BxL, memory_BxKxD, key, *, max_new: int,
                  sampling: Sampling, cached: bool):
@@ -111,10 +120,7 @@ def generate_ids(brain: Brain, params, enc_ids_BxL, memory_BxKxD, key, *, max_ne
     memory_BxKxD holds K raw concept vectors per row (None: no memory); `params` are the
     Brain's parameters.
     """
-    concept_BxD = brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
-    prefix_BxNxD = brain.apply({"params": params}, concept_BxD, method=Brain.prefix)
-    memory_BxKxD = brain.apply({"params": params}, memory_BxKxD, method=Brain.memory)
-    decoder = LanguageDecoder(brain.dec, brain.dec_vocab)
+    prefix_BxNxD, memory_BxKxD, decoder = _conditioned(brain, params, enc_ids_BxL, memory_BxKxD)
     start = _cached if cached else _uncached
     state, logits_BxV, step = start(decoder, params["decoder"], prefix_BxNxD, memory_BxKxD, max_new)
     return decode_loop(step, state, logits_BxV, key, max_new, sampling)[0]
@@ -156,11 +162,8 @@ def reply_log_likelihood(brain: Brain, params, enc_ids_BxL, ids_BxM, memory_BxKx
     """Mean log-probability per token [B] (f32) of replies ids [B, M] (EOS, then PAD) to left-padded
     byte prompts [B, L], teacher-forced on BOS + ids as the uncached path sees them; the tokens up to
     and including EOS count, raw logits (no sampling penalty)."""
-    concept_BxD = brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
-    prefix_BxNxD = brain.apply({"params": params}, concept_BxD, method=Brain.prefix)
-    memory_BxKxD = brain.apply({"params": params}, memory_BxKxD, method=Brain.memory)
+    prefix_BxNxD, memory_BxKxD, decoder = _conditioned(brain, params, enc_ids_BxL, memory_BxKxD)
     buf_BxT = jnp.concatenate([jnp.full((ids_BxM.shape[0], 1), BOS, jnp.int32), ids_BxM], axis=1)
-    decoder = LanguageDecoder(brain.dec, brain.dec_vocab)
     logits_BxTxV = decoder.apply({"params": params["decoder"]}, buf_BxT, prefix_BxNxD, memory_BxKxD)
     logp_BxMxV = jax.nn.log_softmax(logits_BxTxV[:, :-1].astype(jnp.float32))
     logp_BxM = jnp.take_along_axis(logp_BxMxV, ids_BxM[..., None], axis=-1)[..., 0]
