@@ -237,7 +237,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     for key, value in given.items():
         want = type(known[key])
         ok = isinstance(value, want) or (want is float and isinstance(value, int))
-        if not ok or (want is int and isinstance(value, bool)):
+        if not ok or (want is not bool and isinstance(value, bool)):  # a bool is an int to isinstance
             raise ConfigError(f"config.{key}={value!r}: expected {want.__name__}")
 
     def need(cond: bool, key: str, why: str) -> None:
@@ -252,7 +252,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         for k, v in m.items():
             if k.endswith("dropout"):
                 need(0.0 <= v < 1.0, f"{model}.{k}", "must lie in [0, 1)")
-            elif isinstance(v, int):
+            elif isinstance(v, int) and not isinstance(v, bool):
                 need(v >= 1, f"{model}.{k}", "must be >= 1")
             elif isinstance(v, float):
                 need(v > 0, f"{model}.{k}", "must be > 0")

@@ -63,3 +63,20 @@ def test_talk_files_weights():
     assert config_lib.weighted_files("C:/data/x.jsonl") == [("C:/data/x.jsonl", 1.0)]
     with pytest.raises(ConfigError, match="weight"):
         config_lib.weighted_files("a.jsonl:0")
+
+
+def test_boolean_keys_take_true_and_false():
+    for value in (True, False):
+        c = config_lib.load_tier("test")
+        c.planner.follow_intent = value
+        config_lib.validate(c, num_devices=1)
+
+
+def test_bool_and_int_keys_do_not_stand_in_for_each_other():
+    def retype(key, value):
+        def edit(c):
+            with c.ignore_type():
+                c.planner[key] = value
+        return edit
+    assert "config.planner.follow_intent=1: expected bool" in _bad(retype("follow_intent", 1))
+    assert "config.planner.layers=True: expected int" in _bad(retype("layers", True))
