@@ -16,8 +16,10 @@ import pytest
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
-from gestalt_jax.train import loop, losses, pipeline
+from gestalt_jax.train import loop, losses, phases, pipeline
+from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
+from gestalt_jax.train.checkpoint import CheckpointError
 from gestalt_jax.train.phases import memory_schedule
 
 REPO = str(config_lib.REPO_ROOT)
@@ -192,3 +194,22 @@ def test_fresh_run_refuses_a_workdir_with_checkpoints(tmp_path):
     (tmp_path / "checkpoints" / "planner_sft" / "latest").mkdir(parents=True)
     with pytest.raises(ValueError, match="--resume"):
         pipeline.train(_tiny(), tmp_path, "planner", resume=False)
+
+
+def test_restore_takes_settings_that_size_no_parameter_and_refuses_a_new_width(tmp_path):
+    c = _tiny()
+    c.planner_sft.update(steps=2, eval_every=2)
+    pipeline.train(c, tmp_path, "planner", resume=False)
+    spec = phases.goal_spec(c, "planner")
+    mesh = mesh_lib.make_mesh(c)
+
+    def restore(**changes):
+        changed = c.copy_and_resolve_references()
+        changed.planner.update(changes)
+        with mesh_lib.activate(mesh):
+            return loop.restore_best_params(changed, spec, tmp_path, mesh)
+    assert c.planner.follow_intent
+    restore(follow_intent=False)
+    restore(rope_base=2 * c.planner.rope_base, yarn_beta_fast=64.0, max_len=2 * c.planner.max_len)
+    with pytest.raises(CheckpointError, match=r"config\.planner\.d_model=32 \(trained with 64\)"):
+        restore(d_model=32)

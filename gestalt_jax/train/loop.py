@@ -185,14 +185,18 @@ def restore_best_params(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: 
 
 
 def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ckpt_lib.PhaseCheckpoints):
-    """CheckpointError naming every model setting that differs from the one the checkpoint was
-    trained with (a failed Orbax restore says less, and leaves its async tasks behind)."""
+    """CheckpointError naming every setting that sizes a parameter and differs from the one the
+    checkpoint was trained with (a failed Orbax restore says less, and leaves its async tasks behind)."""
     saved = checkpoints.best_config()
     if saved is None:
         return
-    keys = [(name, k) for k in c[name]] + ([("tokenizer", "bpe_merges")] if name == "brain" else [])
+    # The keys model/*.py sizes parameters by: widths, block counts, the concept prefix, the n-gram
+    # tables' rows and the decoder vocabulary. Heads split d_model without resizing a kernel and the
+    # lengths only set RoPE's training length; the rest steer training or decoding.
+    sizes = ("d_model", "d_ff", "layers", "enc_layers", "dec_layers", "n_prefix", "ngram_buckets")
+    keys = [(name, k) for k in sizes if k in c[name]] + ([("tokenizer", "bpe_merges")] if name == "brain" else [])
     diff = [f"config.{s}.{k}={c[s][k]!r} (trained with {saved[s][k]!r})" for s, k in keys
-            if k in saved.get(s, {}) and saved[s][k] != c[s][k] and not k.endswith("dropout")]
+            if k in saved.get(s, {}) and saved[s][k] != c[s][k]]
     if diff:
         raise ckpt_lib.CheckpointError(f"{checkpoints.directory} does not fit this config: " + ", ".join(diff))
 
