@@ -16,6 +16,8 @@ import pytest
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
+from gestalt_jax.text import bpe
+from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.train import loop, losses, phases, pipeline
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
@@ -213,3 +215,31 @@ def test_restore_takes_settings_that_size_no_parameter_and_refuses_a_new_width(t
     restore(rope_base=2 * c.planner.rope_base, yarn_beta_fast=64.0, max_len=2 * c.planner.max_len)
     with pytest.raises(CheckpointError, match=r"config\.planner\.d_model=32 \(trained with 64\)"):
         restore(d_model=32)
+
+
+def test_tokenizer_learns_from_the_training_split_only(tmp_path):
+    corpus = examples.read_jsonl(config_lib.load_tier("test").data.talk_files, ("prompt", "response"))
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+
+    def write(parts):
+        for path, pairs in zip(files, parts):
+            path.write_text("".join(json.dumps({"prompt": p["prompt"], "response": p["response"]}) + "\n"
+                                    for p in pairs), encoding="utf-8")
+    write([corpus[:40], corpus[40:70]])
+    c = _tiny()
+    c.data.update(talk_files=",".join(map(str, files)), talk_paraphrases="")
+    val = {r["prompt"] for r in phases.brain_spec(c, byte_tok.encode).val}
+    unseen = "quokka wallaby " * 20  # the val replies alone hold these words
+    write([[dict(p, response=unseen) if p["prompt"] in val else p for p in pairs]
+           for pairs in (corpus[:40], corpus[40:70])])
+    spec = phases.brain_spec(c, byte_tok.encode)
+    assert {r["prompt"] for r in spec.val} == val and all(r["response"] == unseen for r in spec.val)
+
+    def texts(pairs):
+        return [t for r in pairs for t in (r["prompt"], r["response"])]
+    trained = texts(r for records, _ in spec.sources for r in records)
+    learned = pipeline.tokenizer(c, tmp_path, train=True).tok.get_vocab()
+    assert learned == bpe.train(trained, c.tokenizer.bpe_merges).tok.get_vocab()
+    assert not any("quokka" in t for t in learned)
+    with_val = bpe.train(trained + texts(spec.val), c.tokenizer.bpe_merges).tok.get_vocab()
+    assert any("quokka" in t for t in with_val)  # the check above would see them

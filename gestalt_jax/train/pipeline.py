@@ -14,6 +14,7 @@ import ml_collections
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import formats
+from gestalt_jax.data import pipeline as data_pipeline
 from gestalt_jax.evals import talk
 from gestalt_jax.text import bpe
 from gestalt_jax.train import loop, phases
@@ -32,12 +33,14 @@ def parse_phases(spec: str) -> list[str]:
 
 
 def tokenizer(c: ml_collections.ConfigDict, workdir: Path, train: bool) -> bpe.BpeTokenizer:
-    """Learn the decoder's BPE from the talk corpus (or load the one beside the checkpoints)."""
+    """Learn the decoder's BPE from the talk corpus's training split (or load the one beside the
+    checkpoints); the val pairs stay unseen, split file by file as brain SFT splits them."""
     path = workdir / bpe.FILENAME
     if not train:
         return bpe.load(workdir)
     t0 = time.time()
-    texts = [text for pairs, _ in formats.load_talk(c.data.talk_files) for r in pairs
+    texts = [text for i, (pairs, _) in enumerate(formats.load_talk(c.data.talk_files))
+             for r in data_pipeline.split(pairs, c.data.val_frac, c.data.split_seed + i)[0]
              for text in (r["prompt"], r["response"])]
     tok = bpe.train(texts, c.tokenizer.bpe_merges)
     if jax.process_index() == 0:
