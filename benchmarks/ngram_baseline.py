@@ -40,7 +40,7 @@ def main(argv):
         ids = jnp.pad(ids, ((0, 0), (0, 1)), constant_values=byte_tok.PAD)  # a boundary after the text
         x = np.zeros((len(records), _BUCKETS.value), np.float32)
         for n in ngrams.ORDERS:
-            b, keep = ngrams.ngram_buckets(ids, ids < 256, n, _BUCKETS.value)
+            b, keep, _ = ngrams.ngram_buckets(ids, ids < 256, n, _BUCKETS.value)
             rows = np.broadcast_to(np.arange(len(records))[:, None], b.shape)
             np.add.at(x, (rows[np.asarray(keep)], np.asarray(b)[np.asarray(keep)]), 1.0)
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.data import examples, formats
+from gestalt_jax.data import examples, formats, packing
 from gestalt_jax.model.brain import Brain
 from gestalt_jax.train import grad_check, losses, optim, perf, phases
 from gestalt_jax.train import step as step_lib
@@ -58,29 +58,32 @@ def covering(goals: list[dict], n: int) -> list[dict]:
 
 
 def real_batches(c: ml_collections.ConfigDict, n: int) -> dict[str, dict]:
-    """n real examples per component from the configured data files, plus the prompts whose
-    concept vectors serve as memory (n + K - 1 others, so each row sees K distinct vectors)."""
+    """n real examples per component from the configured data files, packed as training packs
+    them (in n rows), plus the prompts whose concept vectors serve as memory."""
     talk = formats.load_talk(c.data.talk_files)[0][0]  # the loaders training uses: every import format
     goals = covering(examples.load_goals(c.data.goals_file), n)
     order = np.resize(np.random.default_rng(c.seed).permutation(len(talk)), 2 * n + c.brain.mem_k - 1)
     batch, pool = [talk[i] for i in order[:n]], [talk[i] for i in order[n:]]
-    return dict(brain=examples.talk_batch(batch, c.brain.enc_len, c.brain.dec_len),
-                memory_pool=examples.talk_batch(pool, c.brain.enc_len, 1)["enc"],
-                planner=examples.planner_batch(goals, c.planner.max_len),
-                policy=examples.policy_batch(goals, c.policy.max_len))
+
+    def packed(name, records):
+        fn, layout = phases.example_fn(c, name), phases.layout(c, name)
+        return packing.pack_all([fn(r) for r in records], layout, n)[0][0]
+    return dict(brain=packed("brain", batch), memory_pool=examples.talk_batch(pool, c.brain.enc_len, 1)["enc"],
+                planner=packed("planner", goals), policy=packed("policy", goals))
 
 
 def attach_memory(model: Brain, params, batch: dict, pool_ids, k: int) -> dict:
-    """Memory = concept vectors of other prompts, K distinct ones per row, as the SFT pool gives.
+    """Memory = concept vectors of other prompts, K distinct ones per packed example, as the SFT
+    pool gives.
 
     Identical memory vectors would make cross-attention uniform whatever its queries and
     keys, and those would rightly get no gradient: the check needs distinct ones.
     """
     encode = jax.jit(lambda p, ids: model.apply({"params": p}, ids, method=Brain.encode))
     concept_PxD = encode(params, pool_ids)
-    B = batch["enc"].shape[0]
-    order_BxK = (np.arange(B)[:, None] + np.arange(k)) % concept_PxD.shape[0]
-    return dict(batch, memory=jax.lax.stop_gradient(concept_PxD[order_BxK]))
+    B, n = batch["enc"].shape[0], model.segments
+    order_BxnxK = (np.arange(B * n).reshape(B, n, 1) + np.arange(k)) % concept_PxD.shape[0]
+    return dict(batch, memory=jax.lax.stop_gradient(concept_PxD[order_BxnxK]))
 
 
 def _abstract(batch: dict, size: int) -> dict:
@@ -143,7 +146,8 @@ def check_component(c: ml_collections.ConfigDict, label: str, name: str, with_me
             batch = attach_memory(model, params, batch, batches["memory_pool"], c.brain.mem_k)
         check_gradients(row, c, name, with_memory, batch, params)
     elif with_memory:
-        batch = dict(batch, memory=np.zeros((batch["enc"].shape[0], c.brain.mem_k, c.brain.d_model), np.float32))
+        batch = dict(batch, memory=np.zeros((batch["enc"].shape[0], c.sft.segments, c.brain.mem_k, c.brain.d_model),
+                                            np.float32))
     row.memory_mb, row.gflops = compiled_cost(loss_fn, c[config_lib.PHASE_OF[name]], params_shape, batch)
     row.seconds = time.time() - t0
     return row

@@ -46,8 +46,9 @@ def _phase(steps: int, batch_size: int, eval_every: int) -> ml_collections.Confi
         warmup_frac=0.1,        # share of steps spent warming up linearly
         min_lr_frac=0.01,       # cosine decays to this share of the peak
         clip_norm=1.0,          # gradient clipping by global norm
-        batch_size=batch_size,  # global batch per optimizer micro-step
-        accum_steps=1,          # micro-batches per optimizer step
+        batch_size=batch_size,  # packed rows per optimizer step (each row holds several examples)
+        segments=8,             # most examples packed into one row
+        accum_steps=1,          # micro-batches per optimizer step (the rows split among them)
         steps=steps,
         eval_every=eval_every,
         patience=5,             # evaluations without val improvement before stopping
@@ -272,7 +273,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(p.weight_decay >= 0, f"{phase}.weight_decay", "must be >= 0")
         need(0 <= p.warmup_frac < 1, f"{phase}.warmup_frac", "must lie in [0, 1)")
         need(0 <= p.min_lr_frac <= 1, f"{phase}.min_lr_frac", "must lie in [0, 1]")
-        for k in ("batch_size", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
+        for k in ("batch_size", "segments", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")

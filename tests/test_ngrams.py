@@ -29,7 +29,7 @@ def _reference(text: str, n: int) -> collections.Counter:
 
 def _device(ids_BxL, n):
     ids = jnp.asarray(ids_BxL)
-    buckets, counts = ngrams.ngram_buckets(jnp.pad(ids, ((0, 0), (0, 1))), jnp.pad(ids < 256, ((0, 0), (0, 1))),
+    buckets, counts, _ = ngrams.ngram_buckets(jnp.pad(ids, ((0, 0), (0, 1))), jnp.pad(ids < 256, ((0, 0), (0, 1))),
                                            n, BUCKETS)
     return [collections.Counter(np.asarray(b)[np.asarray(c)].tolist()) for b, c in zip(buckets, counts)]
 

@@ -1,9 +1,11 @@
 """Records (talk pairs, labelled goals) → numpy examples and batches for each component.
 
 Per-example encoders (`talk_example`, `planner_example`, `policy_example`) return dicts of
-arrays with no batch axis; the grain pipelines map them, and the `*_batch` functions
-stack them. Every record read from a file carries `_where` = "file:line", so an error or
-a truncation warning raised long after loading still names its source.
+arrays of the example's own length, no padding; `layout` says how a component's examples
+pack into rows (data/packing.py), and the grain pipelines pack them. The `*_batch` functions
+give the padded one-example-per-row batches of the unpacked forward (inference, tests).
+Every record read from a file carries `_where` = "file:line", so an error or a truncation
+warning raised long after loading still names its source.
 """
 
 from __future__ import annotations
@@ -71,14 +73,17 @@ def stack(examples: Sequence[dict]) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- brain (talk pairs)
 
-def talk_example(pair: dict, enc_len: int, dec_len: int,
+def talk_example(pair: dict, enc_len: int, dec_len: int, n_prefix: int,
                  dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> dict[str, np.ndarray]:
-    """enc [Le] left-padded prompt bytes (the end of an over-long prompt kept); dec_in, dec_tgt,
-    dec_w [Ld]: BOS + response tokens / tokens + EOS / 1 on real targets, right-padded and cut
-    at the end. `dec_encode` is the decoder tokenizer (bytes or BPE; PAD/BOS/EOS shared)."""
-    dec_in, dec_tgt, dec_w = (a[0] for a in byte_tok.teacher_forcing([dec_encode(pair["response"])], dec_len))
-    return dict(enc=byte_tok.encode_left([pair["prompt"]], enc_len)[0], dec_in=dec_in,
-                dec_tgt=dec_tgt, dec_w=dec_w)
+    """enc: the prompt's bytes (the end of an over-long prompt kept, at most enc_len); dec_in,
+    dec_tgt, dec_w: n_prefix slots for the concept prefix (PAD, untrained), then BOS + response
+    tokens / tokens + EOS / 1, cut at dec_len text positions. `dec_encode` is the decoder
+    tokenizer (bytes or BPE; PAD/BOS/EOS shared)."""
+    seq = [byte_tok.BOS, *dec_encode(pair["response"]), byte_tok.EOS][: dec_len + 1]
+    slots = [byte_tok.PAD] * n_prefix
+    return dict(enc=np.array(byte_tok.encode(pair["prompt"])[-enc_len:], np.int32),
+                dec_in=np.array(slots + seq[:-1], np.int32), dec_tgt=np.array(slots + seq[1:], np.int32),
+                dec_w=np.array([0.0] * n_prefix + [1.0] * (len(seq) - 1), np.float32))
 
 
 def talk_truncated(pair: dict, enc_len: int, dec_len: int,
@@ -94,8 +99,10 @@ def talk_truncated(pair: dict, enc_len: int, dec_len: int,
 
 def talk_batch(pairs: Sequence[dict], enc_len: int, dec_len: int,
                dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> dict[str, np.ndarray]:
-    """Brain batch: enc [B, Le]; dec_in/dec_tgt/dec_w [B, Ld]."""
-    return stack([talk_example(p, enc_len, dec_len, dec_encode) for p in pairs])
+    """Unpacked brain batch: enc [B, Le] left-padded; dec_in/dec_tgt/dec_w [B, Ld] right-padded."""
+    dec_in, dec_tgt, dec_w = byte_tok.teacher_forcing([dec_encode(p["response"]) for p in pairs], dec_len)
+    return dict(enc=byte_tok.encode_left([p["prompt"] for p in pairs], enc_len), dec_in=dec_in,
+                dec_tgt=dec_tgt, dec_w=dec_w)
 
 
 # ---------------------------------------------------------------- planner and policy (goals)
@@ -164,54 +171,73 @@ def goal_steps(record: dict) -> list[dict]:
     return [dict(tool=tool, args=a) for tool, a in zip(record["actions"], args)]
 
 
-def _plan_ids(record: dict) -> tuple[list[int], int]:
-    prompt = plan_vocab.encode_prompt(record["goal"])
+def _plan_ids(record: dict) -> list[int]:
     try:
-        plan = plan_vocab.encode_plan(goal_steps(record))
+        return plan_vocab.encode_plan(goal_steps(record))
     except ValueError as e:
         raise DataError(f"{where(record)}: {e}") from None
-    return prompt + plan, len(prompt)
+
+
+def _planner_ids(record: dict, max_len: int) -> tuple[list[int], int]:
+    """prompt + plan ids (at most max_len + 1) and the prompt's length. A goal too long for its
+    plan keeps its end, as decoding does (plan_vocab.visible_goal); a plan too long even for an
+    empty goal is cut at its end."""
+    plan = _plan_ids(record)
+    prompt = plan_vocab.encode_prompt(plan_vocab.visible_goal(record["goal"], max_len + 1 - len(plan)))
+    return (prompt + plan)[: max_len + 1], len(prompt)
 
 
 def planner_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
-    """inputs/targets/weights [T=max_len]: prompt + plan shifted by one, weights from plan_vocab
-    (0 on prompt and PAD, 0.1 on STEP); cut at the end when longer than max_len + 1."""
-    ids, prompt_len = _plan_ids(record)
-    ids_T1 = np.full(max_len + 1, plan_vocab.PAD, np.int32)
-    ids = ids[: max_len + 1]
-    ids_T1[: len(ids)] = ids
+    """inputs/targets/weights [T <= max_len]: prompt + plan shifted by one, weights from
+    plan_vocab (0 on the prompt, 0.1 on the first STEP)."""
+    ids, prompt_len = _planner_ids(record, max_len)
+    ids_T1 = np.array(ids, np.int32)
     weights_T1 = plan_vocab.loss_weights(ids_T1, prompt_len)
     return dict(inputs=ids_T1[:-1], targets=ids_T1[1:], weights=weights_T1[1:])
 
 
 def planner_truncated(record: dict, max_len: int) -> list[str]:
-    too_long = len(_plan_ids(record)[0]) > max_len + 1
-    return [f"prompt+plan > max_len+1={max_len + 1} tokens"] if too_long else []
+    plan = _plan_ids(record)
+    if len(plan_vocab.encode_prompt("")) + len(plan) > max_len + 1:
+        return [f"plan > max_len+1={max_len + 1} tokens with the prompt's frame"]
+    too_long = len(plan_vocab.encode_prompt(record["goal"])) + len(plan) > max_len + 1
+    return [f"prompt+plan > max_len+1={max_len + 1} tokens (the goal's end kept)"] if too_long else []
 
 
 def planner_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
-    """inputs/targets/weights [B, T]."""
-    return stack([planner_example(r, max_len) for r in records])
+    """Unpacked: inputs/targets/weights [B, max_len], right-padded."""
+    return stack([_padded(planner_example(r, max_len), max_len, dict(inputs=plan_vocab.PAD,
+                                                                     targets=plan_vocab.PAD)) for r in records])
 
 
-def _span(record: dict, value: str, length: int) -> tuple[int, int] | None:
-    """Inclusive byte positions of `value` inside the left-padded goal, or None if cut off."""
+def _padded(example: dict, length: int, fill: dict) -> dict:
+    """An example's sequences right-padded to `length` (fill values by key, else 0)."""
+    return {k: np.concatenate([v, np.full(length - len(v), fill.get(k, 0), v.dtype)]) for k, v in example.items()}
+
+
+def _span(record: dict, value: str, kept: int) -> tuple[int, int] | None:
+    """Inclusive byte positions of `value` within the goal's last `kept` bytes, or None if cut off."""
     goal = record["goal"]
     i = goal.find(value)
     if i < 0:
         raise DataError(f"{where(record)}: argument {value!r} is not a span of the goal {goal!r}")
-    start = len(goal[:i].encode()) + length - len(goal.encode())
+    start = len(goal[:i].encode()) + kept - len(goal.encode())
     end = start + len(value.encode()) - 1
     return (start, end) if start >= 0 else None
 
 
+# One value per example: the policy's labels (and the weight that marks a padding slot 0).
+POLICY_LABELS = ("intent", "actions", "arg_kind", "span_start", "span_end", "from_step", "pick", "example_w")
+
+
 def policy_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
-    """ids [L] left-padded goal bytes; intent []; actions [S]; per arg channel [C]: arg_kind,
-    span_start/end, from_step, pick (0 where the kind does not use them); example_w [] = 1
-    (eval padding sets it to 0). A span cut off by truncation becomes kind "none"."""
+    """ids [<= max_len]: the goal's bytes (the end of an over-long goal kept); intent []; actions
+    [S]; per arg channel [C]: arg_kind, span_start/end (positions in ids), from_step, pick (0
+    where the kind does not use them); example_w [] = 1 (padding sets it to 0). A span cut off
+    by truncation becomes kind "none"."""
     S, C = labels.NUM_SLOTS, ARG_CHANNELS
-    out = dict(ids=byte_tok.encode_left([record["goal"]], max_len)[0], example_w=np.float32(1.0),
-               intent=np.int32(0), actions=np.zeros(S, np.int32))
+    ids = np.array(byte_tok.encode(record["goal"])[-max_len:], np.int32)
+    out = dict(ids=ids, example_w=np.float32(1.0), intent=np.int32(0), actions=np.zeros(S, np.int32))
     for k in ("arg_kind", "span_start", "span_end", "from_step", "pick"):
         out[k] = np.zeros(C, np.int32)
     kind = {k: i for i, k in enumerate(ARG_KINDS)}
@@ -225,7 +251,7 @@ def policy_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
             for j, name in enumerate(labels.TOOL_ARGS[step["tool"]]):
                 value, ch = step["args"].get(name), s * ARGS_PER_SLOT + j
                 if isinstance(value, str):
-                    span = _span(record, value, max_len)
+                    span = _span(record, value, len(ids))
                     if span is not None:
                         out["arg_kind"][ch] = kind["span"]
                         out["span_start"][ch], out["span_end"][ch] = span
@@ -245,8 +271,17 @@ def policy_truncated(record: dict, max_len: int) -> list[str]:
 
 
 def policy_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
-    """ids [B, L]; intent [B]; actions [B, S]; arg channels [B, C]; example_w [B]."""
-    return stack([policy_example(r, max_len) for r in records])
+    """Unpacked: ids [B, max_len] left-padded, span positions moved with them; intent [B];
+    actions [B, S]; arg channels [B, C]; example_w [B]."""
+    out = []
+    for r in records:
+        e = policy_example(r, max_len)
+        shift = max_len - len(e["ids"])
+        span = e["arg_kind"] == ARG_KINDS.index("span")
+        out.append(dict(e, ids=np.concatenate([np.full(shift, byte_tok.PAD, np.int32), e["ids"]]),
+                        span_start=np.where(span, e["span_start"] + shift, 0).astype(np.int32),
+                        span_end=np.where(span, e["span_end"] + shift, 0).astype(np.int32)))
+    return stack(out)
 
 
 def warn_truncated(records: Sequence[dict], truncated: Callable[[dict], list[str]]) -> dict[str, int]:

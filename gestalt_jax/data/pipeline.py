@@ -1,10 +1,11 @@
-"""grain pipelines: seeded train/val split, endless mixed training batches, padded eval batches.
+"""grain pipelines: seeded train/val split, endless mixed and packed training batches, packed eval batches.
 
-The training stream is a pure function of (seed, position): each source is endless, in a
+The example stream is a pure function of (seed, position): each source is endless, in a
 new seeded order every epoch; the sources are interleaved in proportion to their weights
-(grain's deterministic mix); process p of P takes stream positions p, p + P, ... So the
-global batch at step s is the same whatever P is, processes never share an example, and an
-iterator restored from `get_state()` continues bitwise identically.
+(grain's deterministic mix); process p of P takes stream positions p, p + P, ..., so
+processes never share an example. Each process packs its examples into its rows of every
+step's batch (data/packing.py), so a batch has one shape whatever its examples' lengths,
+and an iterator restored from `get_state()` continues bitwise identically.
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ from typing import Callable, Sequence
 import grain
 import numpy as np
 
-from gestalt_jax.data.examples import DataError, stack
-
-# Eval padding zeroes these: the per-position loss weights (brain, planner) and the
-# per-example weight of the policy, whose losses are per example.
-WEIGHT_KEYS = ("dec_w", "weights", "example_w")
+from gestalt_jax.data import packing
+from gestalt_jax.data.examples import DataError
 
 
 def split(records: Sequence, val_frac: float, seed: int) -> tuple[list, list]:
@@ -35,7 +33,7 @@ def split(records: Sequence, val_frac: float, seed: int) -> tuple[list, list]:
 
 
 def local_batch_size(batch_size: int, process_count: int) -> int:
-    """Examples per process in a global batch; an error naming both numbers unless it divides."""
+    """Rows per process in a global batch; an error naming both numbers unless it divides."""
     if batch_size % process_count:
         raise ValueError(f"global batch size {batch_size} is not divisible by the process count "
                          f"{process_count}")
@@ -70,11 +68,13 @@ class _EpochOrder:
         return self.augment(record, np.random.default_rng([*self.key, int(k), 1]))
 
 
-def train_dataset(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
-                  batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1, augment: Augment | None = None) -> grain.MapDataset:
-    """The endless batched MapDataset of `train_iterator` (index = this process's step)."""
-    local = local_batch_size(batch_size, process_count)
+def example_stream(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
+                   seed: int, process_index: int = 0, process_count: int = 1,
+                   augment: Augment | None = None) -> grain.MapDataset:
+    """This process's endless MapDataset of training examples (index = its k-th example).
+
+    `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays;
+    `augment`, when given, rewrites each drawn record first."""
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} outside [0, {process_count})")
     if not sources:
@@ -87,44 +87,32 @@ def train_dataset(sources: Sequence[tuple[Sequence, float]], example_fn: Callabl
     parts = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i, augment))
              for i, (records, _) in enumerate(sources)]
     mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, [w for _, w in sources])
-    return mixed[process_index::process_count].map(example_fn).batch(local, drop_remainder=True,
-                                                                     batch_fn=stack)
+    return mixed[process_index::process_count].map(example_fn)
 
 
 def train_iterator(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
-                   batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
-                   read_options: grain.ReadOptions | None = None,
-                   augment: Augment | None = None) -> grain.DatasetIterator:
-    """Endless iterator of this process's batches (dicts of [batch_size // process_count, ...]).
-
-    `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays;
-    `augment`, when given, rewrites each drawn record first.
-    Save and restore the position with `get_state()` / `set_state()`.
-    """
-    ds = train_dataset(sources, example_fn, batch_size, seed, process_index, process_count, augment)
+                   layout: packing.Layout, rows: int, seed: int, process_index: int = 0,
+                   process_count: int = 1, augment: Augment | None = None) -> grain.DatasetIterator:
+    """Endless iterator of this process's packed batches: `rows // process_count` rows of
+    `layout` each (`example_stream` packed in order). Save and restore the position with
+    `get_state()` / `set_state()`."""
+    local = local_batch_size(rows, process_count)
+    stream = example_stream(sources, example_fn, seed, process_index, process_count, augment)
     # Records are in memory and encoding takes microseconds: grain's advice for that case is
-    # no reader threads (they only contend for the GIL). Callers may pass their own.
-    options = read_options or grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-    return iter(ds.to_iter_dataset(options))
+    # no reader threads (they only contend for the GIL).
+    options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+    return iter(packing.PackIterDataset(stream.to_iter_dataset(options), layout, local))
 
 
-def eval_batches(records: Sequence, example_fn: Callable[[object], dict], batch_size: int,
-                 process_index: int = 0, process_count: int = 1) -> list[dict]:
-    """One pass in file order; the last batch is filled with repeats whose WEIGHT_KEYS are 0,
-    so every record counts exactly once. With several processes each gets its rows of every
-    global batch (process p: rows p·b .. (p+1)·b - 1, b = batch_size // process_count)."""
-    local = local_batch_size(batch_size, process_count)
+def eval_batches(records: Sequence, example_fn: Callable[[object], dict], layout: packing.Layout, rows: int,
+                 process_index: int = 0, process_count: int = 1) -> list[tuple[dict, np.ndarray]]:
+    """Every record once, in file order, packed into global batches of `rows` rows (the last
+    one's unused rows and slots are padding, every weight 0): (this process's rows of the batch,
+    the global batch's record index of each slot [rows, segments], -1 where empty). Process p
+    gets rows p·r .. (p+1)·r - 1, r = rows // process_count."""
+    local = local_batch_size(rows, process_count)
     if not len(records):
         raise DataError("no eval records")
-    examples = [example_fn(r) for r in records]
-    pad = -len(examples) % batch_size
-    filler = []
-    for i in range(pad):
-        copy = dict(examples[i % len(examples)])
-        for k in WEIGHT_KEYS:
-            if k in copy:
-                copy[k] = np.zeros_like(copy[k])
-        filler.append(copy)
-    examples += filler
     lo = process_index * local
-    return [stack(examples[start + lo: start + lo + local]) for start in range(0, len(examples), batch_size)]
+    return [({k: v[lo:lo + local] for k, v in batch.items()}, index)
+            for batch, index in packing.pack_all([example_fn(r) for r in records], layout, rows)]

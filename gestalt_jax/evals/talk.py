@@ -4,12 +4,12 @@ Every reply here is the plain argmax (no n-gram penalty, whatever config.gen say
 metrics measure what the model learned, and the penalty alone would block the ~12% of
 training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec_len tokens.
 
-- val_loss, val_ppl, val_concept_sim: the training eval step (loop.evaluate) on the seeded
+- val_loss, val_ppl, val_concept_sim: the training eval step (train/validate.py) on the seeded
   val split of the talk corpus, so they equal what training logged at the best step.
 - train_exact: share of the drawn training prompts (at most config.gen.talk_eval_max distinct
   ones, a sample seeded by config.gen.seed; train_n of them) whose decoded reply equals one of
   that prompt's training responses exactly.
-- concept_sim: mean pairwise cosine of those prompts' concept vectors (loop.concept_sim);
+- concept_sim: mean pairwise cosine of those prompts' concept vectors (validate.concept_sim);
   lower is more discriminative.
 - prefix_changed, prefix_distance: the drawn prompts in their seeded order form disjoint
   pairs (0, 1), (2, 3), ... (prefix_pairs of them). Swapping the two concept vectors of a
@@ -54,7 +54,7 @@ from gestalt_jax.model.brain import Brain, build_brain
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.train import checkpoint as ckpt_lib
-from gestalt_jax.train import loop, losses, phases
+from gestalt_jax.train import loop, losses, phases, validate
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.metrics import log
@@ -208,7 +208,7 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
     said = replies(c, brain, params, decode, prompts)
     pairs, changed, distance = prefix_change(said)
     out = dict(train_n=len(prompts), train_exact=exact_rate(said, [ok for _, ok in train]),
-               concept_sim=loop.concept_sim(concepts(c, brain, params, prompts)),
+               concept_sim=validate.concept_sim(concepts(c, brain, params, prompts)),
                prefix_pairs=pairs, prefix_changed=changed, prefix_distance=distance)
     rows = [dict(set="train", prompt=p, reply=r, exact=r in ok) for (p, ok), r in zip(train, said)]
     if held_out:
@@ -230,10 +230,10 @@ def reply_metrics(c: ml_collections.ConfigDict, brain: Brain, params, decode: De
 def val_metrics(c: ml_collections.ConfigDict, params, spec: phases.PhaseSpec, mesh) -> dict[str, float]:
     """val_loss, val_ppl and val_concept_sim with training's own eval step (call inside the mesh)."""
     _, loss_fn = losses.component(c, "brain", train=False)
-    eval_fn = jax.jit(step_lib.make_eval_step(loss_fn))
-    batches = pipeline.eval_batches(spec.val, spec.example_fn, c.sft.batch_size, jax.process_index(),
+    batches = pipeline.eval_batches(spec.val, spec.example_fn, spec.layout, c.sft.batch_size, jax.process_index(),
                                     jax.process_count())
-    v = loop.evaluate(eval_fn, params, batches, mesh, "brain", spec.val)
+    eval_fn = jax.jit(step_lib.make_eval_step(loss_fn))
+    v = validate.evaluate(eval_fn, params, batches, mesh, "brain", spec.val)
     return dict(val_loss=v["val_loss"], val_ppl=v["val_ppl"], val_concept_sim=v["concept_sim"])
 
 

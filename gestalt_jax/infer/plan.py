@@ -18,17 +18,9 @@ from gestalt_jax.model.planner import Planner
 from gestalt_jax.text import plan_vocab as pv
 
 
-def visible_goal(goal: str, limit: int) -> str:
-    """The goal as the planner sees it: its end, when encode_prompt(goal) would exceed `limit` ids."""
-    frame = len(pv.encode_prompt(""))
-    if len(pv.encode_prompt(goal)) <= limit:
-        return goal
-    return goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
-
-
 def prompt_ids(goal: str, limit: int) -> list[int]:
     """encode_prompt(goal), keeping the goal's end when the prompt would exceed `limit` ids."""
-    return pv.encode_prompt(visible_goal(goal, limit))
+    return pv.encode_prompt(pv.visible_goal(goal, limit))
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,7 +42,7 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     argument a span of the (visible) goal. With `intents` (one per goal, e.g. the policy's;
     None for a goal left to the planner), each plan follows its goal's intent: a tool's intent
     is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
-    visible = [visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+    visible = [pv.visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
     prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
     buf = np.full((len(goals), max_len), pv.PAD, np.int32)

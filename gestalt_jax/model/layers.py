@@ -163,11 +163,12 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Attention from text to memory vectors: no RoPE, no mask."""
+    """Attention from text to memory vectors: no RoPE; `mask_Bx1xLxM` (None: none) keeps each
+    position of a packed row to the memory of its own example."""
     cfg: StackConfig
 
     @nn.compact
-    def __call__(self, x_BxLxD, memory_BxMxD):
+    def __call__(self, x_BxLxD, memory_BxMxD, mask_Bx1xLxM=None):
         cfg = self.cfg
         H, K = cfg.heads, cfg.head_dim
         B, L, _ = x_BxLxD.shape
@@ -175,7 +176,7 @@ class CrossAttention(nn.Module):
         q = dense(H * K, ("embed", "heads"), cfg, "query")(x_BxLxD).reshape(B, L, H, K)
         k = dense(H * K, ("embed", "heads"), cfg, "key")(memory_BxMxD).reshape(B, M, H, K)
         v = dense(H * K, ("embed", "heads"), cfg, "value")(memory_BxMxD).reshape(B, M, H, K)
-        out = attend(q, k, v, None, 1.0).reshape(B, L, H * K)
+        out = attend(q, k, v, mask_Bx1xLxM, 1.0).reshape(B, L, H * K)
         return dense(cfg.d_model, ("heads", "embed"), cfg, "out")(out)
 
 
@@ -197,7 +198,7 @@ class Block(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, memory_BxMxD):
+    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, memory_BxMxD, memory_mask_Bx1xLxM=None):
         cfg = self.cfg
         drop = nn.Dropout(cfg.dropout, deterministic=not self.train)
         norm = lambda name: RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
@@ -205,7 +206,7 @@ class Block(nn.Module):
             norm("attn_norm")(x_BxLxD), positions_BxL, mask_Bx1xLxS)
         x_BxLxD = x_BxLxD + drop(h)
         if cfg.cross and memory_BxMxD is not None:
-            h = CrossAttention(cfg, name="cross")(norm("cross_norm")(x_BxLxD), memory_BxMxD)
+            h = CrossAttention(cfg, name="cross")(norm("cross_norm")(x_BxLxD), memory_BxMxD, memory_mask_Bx1xLxM)
             x_BxLxD = x_BxLxD + drop(h)
         x_BxLxD = x_BxLxD + drop(Mlp(cfg, name="mlp")(norm("mlp_norm")(x_BxLxD)))
         return nn.with_logical_constraint(x_BxLxD, ("batch", "length", "embed"))

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from gestalt_jax.model.layers import StackConfig, dense
-from gestalt_jax.model.ngrams import NgramBag, NgramInput
-from gestalt_jax.model.transformer import Stack, embedding, stack_config
+from gestalt_jax.model.ngrams import NgramBag, NgramInput, segment_cumsum
+from gestalt_jax.model.transformer import Stack, embedding, segment_mask, stack_config
 from gestalt_jax.text import plan_vocab
 
 
@@ -28,6 +28,9 @@ class Planner(nn.Module):
     stack's view of the phrasing. (Added to the stack's input instead, it lowered held-out
     action and argument accuracy: BENCHMARKS.md.) The stack's input at each prompt position
     holds the n-grams ending there, as the byte encoder's does.
+
+    Packed rows (`segments_BxT`, training): each example's positions count from its own
+    start, and nothing (attention, copying, n-grams) crosses from one example to another.
     """
     cfg: StackConfig
     ngram_buckets: int
@@ -35,11 +38,12 @@ class Planner(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, ids_BxT, positions_BxT=None, rope_len=None):
+    def __call__(self, ids_BxT, positions_BxT=None, rope_len=None, segments_BxT=None):
         cfg = self.cfg
         B, T = ids_BxT.shape
         if positions_BxT is None:
-            positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
+            positions_BxT = (jnp.broadcast_to(jnp.arange(T), (B, T)) if segments_BxT is None else
+                             segment_cumsum(jnp.ones_like(segments_BxT), segments_BxT) - 1)
         starts_BxT = (ids_BxT == plan_vocab.STEP) | (ids_BxT == plan_vocab.THINK)
         byte_BxT = ids_BxT - plan_vocab.CHAR_OFFSET
         is_char_BxT = (byte_BxT >= 0) & (byte_BxT < 256)
@@ -47,16 +51,23 @@ class Planner(nn.Module):
         if self.decode:
             source_BxS, causal_BxTxS, offset = self._source_cache(byte_BxT, is_char_BxT, starts_BxT, initialised)
         else:
-            in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
+            if segments_BxT is None:
+                in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
+                causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
+            else:
+                in_prompt_BxT = segment_cumsum(starts_BxT.astype(jnp.int32), segments_BxT) == 0
+                causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None] & segment_mask(segments_BxT)[:, 0]
             source_BxS, offset = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1), 0
-            causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
         x = embedding(plan_vocab.VOCAB_SIZE, cfg, "embed")(ids_BxT)
         # Each prompt position's input also holds the goal's n-grams ending there.
-        local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0)
+        local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0,
+                                                                              segments_BxT)
         x = x + jax.lax.dynamic_slice_in_dim(local_BxSxD, offset, T, axis=1).astype(x.dtype)
-        h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T)
+        h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T,
+                                                                    segments_BxL=segments_BxT)
         # The LM head also reads the n-grams of the goal so far (all of it from the prompt's end on).
-        bag_BxSxD = NgramBag(self.ngram_buckets, cfg, pool="prefix", name="ngrams")(source_BxS, source_BxS >= 0)
+        bag_BxSxD = NgramBag(self.ngram_buckets, cfg, pool="prefix", name="ngrams")(source_BxS, source_BxS >= 0,
+                                                                                   segments_BxT)
         bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
         lm_in_BxTxD = h_BxTxD + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(lm_in_BxTxD)

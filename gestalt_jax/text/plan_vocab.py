@@ -128,6 +128,17 @@ def encode_prompt(goal: str) -> list[int]:
     return [BOS] + encode_text(f"Goal\n{goal}\nPlan\n")
 
 
+def visible_goal(goal: str, limit: int) -> str:
+    """The goal as the planner sees it: its end, when encode_prompt(goal) would exceed `limit` ids
+    (the planner's training examples and its decoding both keep a long goal's end)."""
+    frame = len(encode_prompt(""))
+    if len(encode_prompt(goal)) <= limit:
+        return goal
+    if limit <= frame:
+        return ""
+    return goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
+
+
 def _encode_value(value, step: int, arg: str) -> list[int]:
     where = f"step {step} ({arg})"
     if isinstance(value, str):

@@ -11,6 +11,7 @@ import ml_collections
 import optax
 
 from gestalt_jax.model.brain import build_brain
+from gestalt_jax.model.ngrams import per_segment
 from gestalt_jax.model.planner import build_planner
 from gestalt_jax.model.policy import ARG_KINDS, build_policy
 
@@ -32,65 +33,90 @@ def _weight(w) -> jax.Array:
 
 
 def brain_loss(model: nn.Module) -> LossFn:
-    """Decoder CE at text positions; batch['memory'] [B, K, D], when present, feeds cross-attention."""
+    """Decoder CE at text positions of packed rows (data/packing.py); batch['memory']
+    [B, segments, K, D], when present, feeds each example's cross-attention."""
     def loss(params, batch, rng):
-        logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"],
-                                      batch.get("memory"), rngs={"dropout": rng})
+        logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"], batch.get("memory"),
+                                      batch["enc_seg"], batch["dec_seg"], rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["dec_tgt"], batch["dec_w"])
+        exact = _teacher_forced_exact(logits, batch["dec_tgt"], batch["dec_w"], batch["dec_seg"], model.segments)
         return ce, dict(loss=ce, weight=_weight(batch["dec_w"]), concept=concept,
-                        **_teacher_forced_exact(logits, batch["dec_tgt"], batch["dec_w"]))
+                        slots=_slots(batch["enc_seg"], model.segments), **exact)
     return loss
 
 
-def _teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT) -> dict:
-    """examples: rows with a trained position; exact: those whose every trained target is the
-    argmax, so greedy decoding reproduces the whole row (for the planner, the FSM never masks a
-    grammatical target; for the brain, with no noise and no memory, as at reply time)."""
+def _slots(segments_BxL, n: int):
+    """[B, n]: which slots of each packed row hold an example."""
+    return jnp.any(segments_BxL[:, :, None] == jnp.arange(1, n + 1), axis=1)
+
+
+def _teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT, segments_BxT, n: int) -> dict:
+    """examples: packed examples with a trained position; exact: those whose every trained target
+    is the argmax, so greedy decoding reproduces the whole example (for the planner, the FSM
+    never masks a grammatical target; for the brain, with no noise and no memory, as at reply
+    time)."""
     trained_BxT = weights_BxT > 0
     wrong_BxT = (jnp.argmax(logits_BxTxV, -1) != targets_BxT) & trained_BxT
-    real_B = jnp.any(trained_BxT, axis=1)
-    return dict(examples=_weight(real_B), exact=_weight(real_B & ~jnp.any(wrong_BxT, axis=1)))
+    real_Bxn = per_segment(trained_BxT, segments_BxT, n) > 0
+    wrong_Bxn = per_segment(wrong_BxT, segments_BxT, n) > 0
+    return dict(examples=_weight(real_Bxn), exact=_weight(real_Bxn & ~wrong_Bxn))
 
 
-def planner_loss(model: nn.Module) -> LossFn:
+def planner_loss(model: nn.Module, segments: int) -> LossFn:
     def loss(params, batch, rng):
-        logits = model.apply({"params": params}, batch["inputs"], rngs={"dropout": rng})
+        logits = model.apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"],
+                             rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["targets"], batch["weights"])
         return ce, dict(loss=ce, weight=_weight(batch["weights"]),
-                        **_teacher_forced_exact(logits, batch["targets"], batch["weights"]))
+                        **_teacher_forced_exact(logits, batch["targets"], batch["weights"], batch["plan_seg"],
+                                                segments))
     return loss
 
 
 def policy_loss(model: nn.Module, c: ml_collections.ConfigDict) -> LossFn:
-    """Weighted sum of cross-entropies; span/step arguments count only where their kind applies."""
+    """Weighted sum of cross-entropies of packed examples: per example, the intent's, the mean
+    over action slots and over argument channels of the action's and the argument kind's, and
+    the sum over the channels whose kind applies of the span ends' or the step and pick's.
+    Every term is a sum over examples divided by the batch's example count (aux["weight"]), so
+    micro-batches accumulate to exactly the full batch's loss."""
     def loss(params, batch, rng):
-        out = model.apply({"params": params}, batch["ids"], rngs={"dropout": rng})
-        # example_w [B] zeroes the padding rows of a final eval batch.
-        ex_Bx1 = batch.get("example_w", jnp.ones(batch["intent"].shape, jnp.float32))[:, None]
-        intent = weighted_ce(out["intent"][:, None], batch["intent"][:, None], ex_Bx1)
-        actions = weighted_ce(out["actions"], batch["actions"], jnp.broadcast_to(ex_Bx1, batch["actions"].shape))
+        out = model.apply({"params": params}, batch["ids"], batch["goal_seg"], rngs={"dropout": rng})
+        ex_Bxn = batch["example_w"]  # 0 on empty slots
+        examples = _weight(ex_Bxn)
+
+        def per_example(name, w, per=1):
+            return _ce_sum(out[name], batch[name], w) / (jnp.maximum(examples, 1e-6) * per)
+        ex_Bxnx1 = ex_Bxn[..., None]
         kind = batch["arg_kind"]
-        args = (weighted_ce(out["arg_kind"], kind, jnp.broadcast_to(ex_Bx1, kind.shape))
-                + weighted_ce(out["span_start"], batch["span_start"], (kind == _SPAN) * ex_Bx1)
-                + weighted_ce(out["span_end"], batch["span_end"], (kind == _SPAN) * ex_Bx1)
-                + weighted_ce(out["from_step"], batch["from_step"], (kind == _FROM) * ex_Bx1)
-                + weighted_ce(out["pick"], batch["pick"], (kind == _FROM) * ex_Bx1))
+        span, ref = (kind == _SPAN) * ex_Bxnx1, (kind == _FROM) * ex_Bxnx1
+        intent = per_example("intent", ex_Bxn)
+        actions = per_example("actions", jnp.broadcast_to(ex_Bxnx1, batch["actions"].shape),
+                              batch["actions"].shape[-1])
+        args = (per_example("arg_kind", jnp.broadcast_to(ex_Bxnx1, kind.shape), kind.shape[-1])
+                + per_example("span_start", span) + per_example("span_end", span)
+                + per_example("from_step", ref) + per_example("pick", ref))
         p = c.policy
         total = p.intent_weight * intent + p.action_weight * actions + p.arg_weight * args
-        return total, dict(loss=total, weight=_weight(ex_Bx1), intent=intent, actions=actions, args=args,
-                           examples=_weight(ex_Bx1), exact=jnp.sum(ex_Bx1[:, 0] * _policy_exact(out, batch)))
+        return total, dict(loss=total, weight=examples, intent=intent, actions=actions, args=args,
+                           examples=examples, exact=jnp.sum(ex_Bxn * _policy_exact(out, batch)))
     return loss
 
 
+def _ce_sum(logits_xV, targets_x, weights_x):
+    """Cross-entropy summed over the weighted positions."""
+    ce_x = optax.softmax_cross_entropy_with_integer_labels(logits_xV.astype(jnp.float32), targets_x)
+    return jnp.sum(ce_x * weights_x.astype(jnp.float32))
+
+
 def _policy_exact(out: dict, batch: dict) -> jax.Array:
-    """[B] whether every head's argmax is right: intent, each action slot, and each argument
+    """[B, n] whether every head's argmax is right: intent, each action slot, and each argument
     channel's kind with its span ends or its step and pick."""
     def hit(name):
         return jnp.argmax(out[name], -1) == batch[name]
     kind = batch["arg_kind"]
-    args_BxC = (hit("arg_kind") & ((kind != _SPAN) | (hit("span_start") & hit("span_end")))
-                & ((kind != _FROM) | (hit("from_step") & hit("pick"))))
-    return hit("intent") & jnp.all(hit("actions"), -1) & jnp.all(args_BxC, -1)
+    args_xC = (hit("arg_kind") & ((kind != _SPAN) | (hit("span_start") & hit("span_end")))
+               & ((kind != _FROM) | (hit("from_step") & hit("pick"))))
+    return hit("intent") & jnp.all(hit("actions"), -1) & jnp.all(args_xC, -1)
 
 
 def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.Module, LossFn]:
@@ -100,7 +126,7 @@ def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.
         return model, brain_loss(model)
     if name == "planner":
         model = build_planner(c, train)
-        return model, planner_loss(model)
+        return model, planner_loss(model, c.planner_sft.segments)
     if name == "policy":
         model = build_policy(c, train)
         return model, policy_loss(model, c)
@@ -108,8 +134,12 @@ def component(c: ml_collections.ConfigDict, name: str, train: bool) -> tuple[nn.
 
 
 def init_inputs(name: str, batch: dict, c: ml_collections.ConfigDict) -> tuple:
-    """Model inputs for `init`; the brain gets memory so its cross-attention parameters exist."""
+    """Model inputs for `init` from a packed batch; the brain gets memory so its cross-attention
+    parameters exist."""
     if name == "brain":
         B = batch["enc"].shape[0]
-        return batch["enc"], batch["dec_in"], jnp.zeros((B, c.brain.mem_k, c.brain.d_model))
-    return (batch["inputs"],) if name == "planner" else (batch["ids"],)
+        memory = jnp.zeros((B, c.sft.segments, c.brain.mem_k, c.brain.d_model))
+        return batch["enc"], batch["dec_in"], memory, batch["enc_seg"], batch["dec_seg"]
+    if name == "planner":
+        return batch["inputs"], None, None, batch["plan_seg"]
+    return batch["ids"], batch["goal_seg"]

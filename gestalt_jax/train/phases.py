@@ -19,27 +19,27 @@ import ml_collections
 import numpy as np
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.data import augment, examples, formats, pipeline
+from gestalt_jax.data import augment, examples, formats, packing, pipeline
 from gestalt_jax.model.brain import MEMORY_PATHS
 from gestalt_jax.model.policy import ARG_KINDS
 from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text import plan_vocab
 from gestalt_jax.train import grad_check
 from gestalt_jax.train.metrics import log
 
 
 @dataclasses.dataclass
 class PhaseSpec:
-    """tokens(batch): positions a step processes (padding included: the device computes them)."""
     name: str                                   # component: brain, planner, policy
     phase: str                                  # config section: sft, planner_sft, policy_sft
     sources: list[tuple[list[dict], float]]     # training records with mixing weights
     val: list[dict]
     example_fn: Callable[[dict], dict]
+    layout: packing.Layout                      # how its examples pack into rows
     extra: Any = None                           # initial TrainState.extra
     prepare: Callable[[bool], Callable] | None = None   # with_memory -> prepare hook
     absorb: Callable | None = None
     uses_memory: Callable[[int], bool] = lambda step: False
-    token_keys: tuple[str, ...] = ()            # the id arrays whose positions count as tokens processed
     # (with_memory, local batch) -> which parameter paths may rightly get no gradient this step
     grad_exempt: Callable[[bool, dict], Callable[[str], bool]] = lambda with_memory, batch: grad_check.NOTHING
 
@@ -51,8 +51,41 @@ class PhaseSpec:
     score: Callable[[dict], float] = lambda values: values["val_loss"]
     score_name: str = "val loss"
 
-    def tokens(self, batch: dict) -> int:
-        return int(sum(batch[k].size for k in self.token_keys))
+
+def example_fn(c: ml_collections.ConfigDict, name: str,
+               dec_encode: Callable[[str], list[int]] = byte_tok.encode) -> Callable[[dict], dict]:
+    """Record -> example of component `name` (data/examples.py) at the config's lengths;
+    `dec_encode` is the brain decoder's tokenizer."""
+    if name == "brain":
+        b = c.brain
+        return functools.partial(examples.talk_example, enc_len=b.enc_len, dec_len=b.dec_len, n_prefix=b.n_prefix,
+                                 dec_encode=dec_encode)
+    if name == "planner":
+        return functools.partial(examples.planner_example, max_len=c.planner.max_len)
+    if name == "policy":
+        return functools.partial(examples.policy_example, max_len=c.policy.max_len)
+    raise ValueError(f"unknown component {name!r}")
+
+
+def layout(c: ml_collections.ConfigDict, name: str) -> packing.Layout:
+    """How the examples of component `name` (data/examples.py) pack into rows: the brain's
+    prompts in rows of enc_len bytes beside their replies in rows of n_prefix + dec_len, the
+    planner's prompt + plan in rows of max_len, the policy's goals in rows of max_len."""
+    if name == "brain":
+        b = c.brain
+        return packing.Layout(groups=dict(enc=(b.enc_len, ("enc",)),
+                                          dec=(b.n_prefix + b.dec_len, ("dec_in", "dec_tgt", "dec_w"))),
+                              segments=c.sft.segments,
+                              fill=dict(enc=byte_tok.PAD, dec_in=byte_tok.PAD, dec_tgt=byte_tok.PAD))
+    if name == "planner":
+        return packing.Layout(groups=dict(plan=(c.planner.max_len, ("inputs", "targets", "weights"))),
+                              segments=c.planner_sft.segments,
+                              fill=dict(inputs=plan_vocab.PAD, targets=plan_vocab.PAD))
+    if name == "policy":
+        return packing.Layout(groups=dict(goal=(c.policy.max_len, ("ids",))), segments=c.policy_sft.segments,
+                              fill=dict(ids=byte_tok.PAD), per_example=examples.POLICY_LABELS,
+                              offsets=dict(span_start="goal", span_end="goal"))
+    raise ValueError(f"unknown component {name!r}")
 
 
 def noise_rate(p: ml_collections.ConfigDict, step):
@@ -70,21 +103,26 @@ def brain_prepare(c: ml_collections.ConfigDict, with_memory: bool):
         real = (dec != byte_tok.PAD) & (dec != byte_tok.BOS) & (dec != byte_tok.EOS)
         hide = jax.random.bernoulli(noise_rng, noise_rate(c.sft, state.step), dec.shape) & real
         batch = dict(batch, dec_in=jnp.where(hide, byte_tok.PAD, dec))
-        if with_memory:
+        if with_memory:  # K vectors for every slot of every packed row
             pool_PxD, count = state.extra["pool"], state.extra["count"]
             filled = jnp.maximum(jnp.minimum(count, pool_PxD.shape[0]), 1)
-            idx_BxK = jax.random.randint(memory_rng, (dec.shape[0], K), 0, filled)
-            batch["memory"] = pool_PxD[idx_BxK]
+            idx_BxnxK = jax.random.randint(memory_rng, (dec.shape[0], c.sft.segments, K), 0, filled)
+            batch["memory"] = pool_PxD[idx_BxnxK]
         return batch
     return prepare
 
 
 def brain_absorb(extra, aux):
-    """Write this step's concept vectors into the ring-buffer pool."""
-    concept_BxD = jax.lax.stop_gradient(aux["concept"]).astype(jnp.float32)
+    """Write this step's concept vectors (the packed slots that hold an example) into the
+    ring-buffer pool."""
+    concept_MxD = jax.lax.stop_gradient(aux["concept"]).astype(jnp.float32).reshape(-1, aux["concept"].shape[-1])
+    real_M = aux["slots"].reshape(-1)
     pool_PxD, count = extra["pool"], extra["count"]
-    idx = (count + jnp.arange(concept_BxD.shape[0])) % pool_PxD.shape[0]
-    return dict(pool=pool_PxD.at[idx].set(concept_BxD), count=count + concept_BxD.shape[0])
+    P = pool_PxD.shape[0]
+    order_M = jnp.cumsum(real_M) - 1
+    idx_M = jnp.where(real_M, (count + order_M) % P, P)  # P: out of range, dropped
+    pool_PxD = pool_PxD.at[idx_M].set(concept_MxD, mode="drop")
+    return dict(pool=pool_PxD, count=count + jnp.sum(real_M, dtype=count.dtype))
 
 
 def brain_grad_exempt(with_memory: bool, batch: dict) -> Callable[[str], bool]:
@@ -115,8 +153,6 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
         sources.append((train_part, weight))
         val += val_part
     b = c.brain
-    example_fn = functools.partial(examples.talk_example, enc_len=b.enc_len, dec_len=b.dec_len,
-                                   dec_encode=dec_encode)
     truncated = functools.partial(examples.talk_truncated, enc_len=b.enc_len, dec_len=b.dec_len,
                                   dec_encode=dec_encode)
     for pairs, _ in loaded:
@@ -138,11 +174,11 @@ def brain_spec(c: ml_collections.ConfigDict, dec_encode: Callable[[str], list[in
             examples.warn_truncated(kept, truncated)
             sources.append((kept, weight))
     rewrite = functools.partial(augment.sometimes, p=c.sft.prompt_augment, rewrite=augment.talk_prompt)
-    return PhaseSpec("brain", "sft", sources, val, example_fn, extra=extra, corpus_sources=len(loaded),
+    return PhaseSpec("brain", "sft", sources, val, example_fn(c, "brain", dec_encode), layout(c, "brain"), extra=extra,
+                     corpus_sources=len(loaded),
                      augment=rewrite if c.sft.prompt_augment > 0 else None,
                      prepare=functools.partial(brain_prepare, c), absorb=brain_absorb,
-                     uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt,
-                     token_keys=("enc", "dec_in"), fit=fit,
+                     uses_memory=functools.partial(memory_schedule, c), grad_exempt=brain_grad_exempt, fit=fit,
                      score=functools.partial(exact_score, key="fit_exact", n=len(fit)),
                      score_name="training replies missed (+ val loss tie-break)")
 
@@ -157,11 +193,9 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
     goals = examples.load_goals(c.data.goals_file)
     train_part, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
     if name == "planner":
-        fn, truncated, phase = examples.planner_example, examples.planner_truncated, "planner_sft"
-        max_len = c.planner.max_len
+        truncated, phase, max_len = examples.planner_truncated, "planner_sft", c.planner.max_len
     else:
-        fn, truncated, phase = examples.policy_example, examples.policy_truncated, "policy_sft"
-        max_len = c.policy.max_len
+        truncated, phase, max_len = examples.policy_truncated, "policy_sft", c.policy.max_len
     examples.warn_truncated(goals, functools.partial(truncated, max_len=max_len))
     sources = [(train_part, 1.0)]
     for path, weight in config_lib.weighted_files(c.data.goals_extra, "data.goals_extra"):
@@ -174,8 +208,7 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         chat = [examples.chat_goal(p) for p in pairs]
         examples.warn_truncated(chat, functools.partial(truncated, max_len=max_len))
         sources.append((chat, weight))
-    spec = PhaseSpec(name, phase, sources, val, functools.partial(fn, max_len=max_len),
-                     token_keys=("inputs",) if name == "planner" else ("ids",))
+    spec = PhaseSpec(name, phase, sources, val, example_fn(c, name), layout(c, name))
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     spec.score = functools.partial(exact_score, key="val_exact", n=len(val))
