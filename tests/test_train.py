@@ -18,7 +18,7 @@ from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import loop, losses, phases, pipeline
+from gestalt_jax.train import loop, losses, metrics, phases, pipeline
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.checkpoint import CheckpointError
@@ -243,3 +243,10 @@ def test_tokenizer_learns_from_the_training_split_only(tmp_path):
     assert not any("quokka" in t for t in learned)
     with_val = bpe.train(trained + texts(spec.val), c.tokenizer.bpe_merges).tok.get_vocab()
     assert any("quokka" in t for t in with_val)  # the check above would see them
+
+
+def test_eta_of_a_resumed_phase_follows_the_steps_run_since_it_resumed(monkeypatch):
+    monkeypatch.setattr(metrics.time, "time", lambda: 1000.0)
+    # Resumed at step 900: 10 steps in 10 s leave 90 steps, 90 s; not the 1 s of 910 steps in 10 s.
+    assert metrics.progress("brain", 910, 1000, {}, started=990.0, start_step=900).endswith("eta 1m30s")
+    assert metrics.progress("brain", 100, 1000, {}, started=990.0, start_step=0).endswith("eta 1m30s")

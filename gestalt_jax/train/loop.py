@@ -270,7 +270,7 @@ def _train(c, spec: PhaseSpec, state, start: int, train_iter, steps: CompiledSte
         values["mfu"] = steps.flops / values["step_time"] / peak
         if is_eval:
             values.update(evaluate(eval_fn, state.params, val_batches, mesh, spec.name, spec.val, fit_batches))
-        log(progress(spec.name, done, p.steps, values, t_phase))
+        log(progress(spec.name, done, p.steps, values, t_phase, start))
         writer.write(spec.name, done, values)
         window, t_last = dict(loss=0.0, weight=0.0, steps=0), time.time()
         val = spec.score(values) if is_eval else None
