@@ -250,3 +250,18 @@ def test_eta_of_a_resumed_phase_follows_the_steps_run_since_it_resumed(monkeypat
     # Resumed at step 900: 10 steps in 10 s leave 90 steps, 90 s; not the 1 s of 910 steps in 10 s.
     assert metrics.progress("brain", 910, 1000, {}, started=990.0, start_step=900).endswith("eta 1m30s")
     assert metrics.progress("brain", 100, 1000, {}, started=990.0, start_step=0).endswith("eta 1m30s")
+
+
+def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
+    c = _tiny(steps=4, eval_every=2)
+    c.planner_sft.update(steps=4, eval_every=2)
+    c.gen.update(talk_eval_max=4, candidates=0)
+    brain = pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)["phases"]["brain"]
+    planner_run = pipeline.train(c, tmp_path, "planner", resume=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(planner_run))  # what train returns is what it wrote
+    assert set(summary["phases"]) == {"brain", "planner"}
+    assert summary["phases"]["brain"] == json.loads(json.dumps(brain))  # talk metrics and all
+    planner = summary["phases"]["planner"]
+    assert planner["finished"] and planner["best_step"] in (2, 4)
+    assert planner["seconds"] <= summary["seconds"] < planner["seconds"] + brain["seconds"]  # this run's time
