@@ -1,7 +1,9 @@
 """The training engine: accumulation, exact resume, failure handling, meshes, multi-process."""
 
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,14 +92,28 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
 
 def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
     c = _tiny(steps=6, eval_every=1)
-    c.sft.update(lr=1e30, clip_norm=1e30, warmup_frac=0.0)
-    with pytest.raises(loop.TrainingError, match=r"step \d+"):
+    # The warmup starts at lr 0, so step 0 changes nothing and the state after it is saved;
+    # step 1's lr of 3e29 diverges.
+    c.sft.update(lr=1e30, clip_norm=1e30, warmup_frac=0.5)
+    # With eval_every=1 every step's loss is pulled, and the state it leaves validated, before
+    # that state is saved: the first non-finite number is the validation loss after step k, and
+    # the saves are steps 1 .. k-1, of which latest/ keeps the newest keep_checkpoints.
+    with pytest.raises(loop.TrainingError, match=r"step \d+: validation loss is ") as e:
         pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)
-    latest = tmp_path / "checkpoints" / "sft" / "latest"
-    saved = [p for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
-    for p in saved:  # whatever was saved before the failure holds finite numbers
-        state = _restore_here(p / "state")
-        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+    k = int(re.search(r"step (\d+)", str(e.value)).group(1))
+    assert k >= 2
+    directory = tmp_path / "checkpoints" / "sft"
+
+    def saved(kind):
+        return {int(p.name) for p in (directory / kind).iterdir() if p.name.isdigit()}
+    assert saved("latest") == set(range(max(1, k - c.sft.keep_checkpoints), k))
+    for step in saved("latest"):
+        state = _restore_here(directory / "latest" / str(step) / "state")
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"])), step
+    assert saved("best") and max(saved("best")) < k
+    for step in saved("best"):
+        metrics = json.loads((directory / "best" / str(step) / "metrics" / "metrics").read_text())
+        assert math.isfinite(metrics["score"]), (step, metrics)
 
 
 def test_train_command_end_to_end(tmp_path):
