@@ -42,9 +42,10 @@ def _check(c, workdir: str) -> int:
 
 def _train(c, workdir: str) -> int:
     from gestalt_jax.train import loop, pipeline
+    from gestalt_jax.train.checkpoint import CheckpointError
     try:
         pipeline.train(c, workdir, _PHASES.value, _RESUME.value)
-    except (loop.TrainingError, ValueError) as e:
+    except (loop.TrainingError, CheckpointError, FileNotFoundError, ValueError) as e:  # ValueError: DataError too
         print(f"gestalt train: {e}", file=sys.stderr)
         return 1
     return 0

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from gestalt_jax import config as config_lib
+from gestalt_jax.train import pipeline
 
 TEST_CONFIG = str(config_lib.REPO_ROOT / "configs" / "test.py")
 
@@ -46,3 +47,15 @@ def test_unknown_command():
     r = gestalt("fly", f"--config={TEST_CONFIG}")
     assert r.returncode != 0
     assert "unknown command 'fly'" in r.stderr
+
+
+def test_train_resuming_a_checkpoint_that_does_not_fit_says_where_in_one_line(tmp_path):
+    c = config_lib.load_tier("test")
+    c.sft.update(steps=2, eval_every=2)
+    c.gen.update(talk_eval_max=4, candidates=0)
+    pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)
+    r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={tmp_path}", "--phases=brain", "--resume",
+                "--config.sft.steps=4", "--config.brain.d_model=32")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("gestalt train:")]
+    assert len(errors) == 1 and f"{tmp_path}/checkpoints/sft/latest/2" in errors[0], r.stderr[-3000:]

@@ -1,7 +1,9 @@
 """The training engine: accumulation, exact resume, failure handling, meshes, multi-process."""
 
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import loop, losses, phases, pipeline
+from gestalt_jax.train import loop, losses, metrics, phases, pipeline
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.checkpoint import CheckpointError
@@ -90,14 +92,28 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
 
 def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
     c = _tiny(steps=6, eval_every=1)
-    c.sft.update(lr=1e30, clip_norm=1e30, warmup_frac=0.0)
-    with pytest.raises(loop.TrainingError, match=r"step \d+"):
+    # The warmup starts at lr 0, so step 0 changes nothing and the state after it is saved;
+    # step 1's lr of 3e29 diverges.
+    c.sft.update(lr=1e30, clip_norm=1e30, warmup_frac=0.5)
+    # With eval_every=1 every step's loss is pulled, and the state it leaves validated, before
+    # that state is saved: the first non-finite number is the validation loss after step k, and
+    # the saves are steps 1 .. k-1, of which latest/ keeps the newest keep_checkpoints.
+    with pytest.raises(loop.TrainingError, match=r"step \d+: validation loss is ") as e:
         pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)
-    latest = tmp_path / "checkpoints" / "sft" / "latest"
-    saved = [p for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
-    for p in saved:  # whatever was saved before the failure holds finite numbers
-        state = _restore_here(p / "state")
-        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+    k = int(re.search(r"step (\d+)", str(e.value)).group(1))
+    assert k >= 2
+    directory = tmp_path / "checkpoints" / "sft"
+
+    def saved(kind):
+        return {int(p.name) for p in (directory / kind).iterdir() if p.name.isdigit()}
+    assert saved("latest") == set(range(max(1, k - c.sft.keep_checkpoints), k))
+    for step in saved("latest"):
+        state = _restore_here(directory / "latest" / str(step) / "state")
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"])), step
+    assert saved("best") and max(saved("best")) < k
+    for step in saved("best"):
+        metrics = json.loads((directory / "best" / str(step) / "metrics" / "metrics").read_text())
+        assert math.isfinite(metrics["score"]), (step, metrics)
 
 
 def test_train_command_end_to_end(tmp_path):
@@ -243,3 +259,25 @@ def test_tokenizer_learns_from_the_training_split_only(tmp_path):
     assert not any("quokka" in t for t in learned)
     with_val = bpe.train(trained + texts(spec.val), c.tokenizer.bpe_merges).tok.get_vocab()
     assert any("quokka" in t for t in with_val)  # the check above would see them
+
+
+def test_eta_of_a_resumed_phase_follows_the_steps_run_since_it_resumed(monkeypatch):
+    monkeypatch.setattr(metrics.time, "time", lambda: 1000.0)
+    # Resumed at step 900: 10 steps in 10 s leave 90 steps, 90 s; not the 1 s of 910 steps in 10 s.
+    assert metrics.progress("brain", 910, 1000, {}, started=990.0, start_step=900).endswith("eta 1m30s")
+    assert metrics.progress("brain", 100, 1000, {}, started=990.0, start_step=0).endswith("eta 1m30s")
+
+
+def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
+    c = _tiny(steps=4, eval_every=2)
+    c.planner_sft.update(steps=4, eval_every=2)
+    c.gen.update(talk_eval_max=4, candidates=0)
+    brain = pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)["phases"]["brain"]
+    planner_run = pipeline.train(c, tmp_path, "planner", resume=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(planner_run))  # what train returns is what it wrote
+    assert set(summary["phases"]) == {"brain", "planner"}
+    assert summary["phases"]["brain"] == json.loads(json.dumps(brain))  # talk metrics and all
+    planner = summary["phases"]["planner"]
+    assert planner["finished"] and planner["best_step"] in (2, 4)
+    assert planner["seconds"] <= summary["seconds"] < planner["seconds"] + brain["seconds"]  # this run's time

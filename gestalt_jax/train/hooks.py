@@ -69,7 +69,8 @@ class Run:
     stop: str = ""                              # "early" or "interrupted" once the loop must end
     values: dict = dataclasses.field(default_factory=dict)  # this step's log values
     window: Window = dataclasses.field(default_factory=Window)
-    started: float = dataclasses.field(default_factory=time.time)
+    started: float = dataclasses.field(default_factory=time.time)  # the ETA's clock, from step clock_step
+    clock_step: int = 0
 
     @property
     def p(self) -> ml_collections.ConfigDict:
@@ -104,7 +105,7 @@ def log_line(run: Run, done: int) -> None:
                   mfu=run.flops * real_share / step_time / peak, padded_mfu=run.flops / step_time / peak,
                   data_wait=w.data_s / elapsed)
     values.update(run.values)
-    log(progress(run.spec.name, done, p.steps, values, run.started, run.start))
+    log(progress(run.spec.name, done, p.steps, values, run.started, run.clock_step))
     run.writer.write(run.spec.name, done, values)
     run.window = Window()
 

@@ -142,7 +142,8 @@ def _train(run: hooks.Run, steps: CompiledSteps, mesh) -> None:
         check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
         with_memory = spec.uses_memory(step)
         run.state, metrics = steps(run.state, batch, with_memory, check)
-        run.flops = steps.flops
+        if step == run.start:  # the ETA follows the steps after the first (which compiled)
+            run.flops, run.started, run.clock_step = steps.flops, time.time(), step + 1
         if pending is not None:  # step n+1 is dispatched; now pull step n's metrics to the host
             run.window.add(*pending)
         pending = (step, metrics)

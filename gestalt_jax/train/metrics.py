@@ -42,14 +42,13 @@ class MetricsWriter:
 
 
 def progress(phase: str, step: int, total: int, values: dict[str, float], started: float,
-             start_step: int = 0) -> str:
-    """One console line: a bar, the step, the key numbers and the time left (from the rate of
-    the steps run since `started`, when the phase began or resumed at `start_step`)."""
+             start_step: int) -> str:
+    """One console line: a bar, the step, the key numbers and the time left, at the pace of the
+    steps run since `started` (at `start_step`: a resumed phase did not just run the ones before)."""
     width = 20
     done = step / max(total, 1)
     bar = "#" * int(done * width) + "." * (width - int(done * width))
-    elapsed = time.time() - started
-    ran = step - start_step
+    elapsed, ran = time.time() - started, step - start_step
     eta = elapsed / ran * (total - step) if ran > 0 else float("nan")
     shown = "  ".join(f"{k} {_fmt(v)}" for k, v in values.items())
     return f"[{phase}] [{bar}] {step}/{total}  {shown}  eta {_duration(eta)}"

@@ -6,6 +6,7 @@ every phase where it stopped (a finished phase is skipped to its best weights).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -59,8 +60,19 @@ def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, t
     return metrics
 
 
+def _recorded_phases(path: Path) -> dict:
+    """The phases an earlier run recorded in the summary at `path` ({} when there is none)."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    recorded = earlier.get("phases") if isinstance(earlier, dict) else None
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, resume: bool) -> dict:
-    """Run the chosen phases; returns the summary also written to workdir/summary.json."""
+    """Run the chosen phases; returns the summary also written to workdir/summary.json, where
+    the phases of earlier runs that this one did not train are kept."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = parse_phases(phase_spec)
@@ -71,7 +83,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
                 raise ValueError(f"{existing} already holds checkpoints: pass --resume to continue that run, "
                                  f"or choose another --workdir")
     writer = MetricsWriter(workdir)
-    summary = dict(tier=c.tier, phases={})
+    ran = {}  # this run's phases
     started = time.time()
     try:
         if "brain" in chosen or "tokenizer" in chosen:
@@ -84,17 +96,18 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "
                 f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")
             result = loop.run_phase(c, spec, workdir, resume, writer)
-            summary["phases"][name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
-                                           best_step=result.best_step, finished=result.finished)
+            ran[name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
+                             best_step=result.best_step, finished=result.finished)
             if name == "brain" and result.finished:
-                summary["phases"][name]["talk"] = talk_metrics(c, spec, result.params, tok)
+                ran[name]["talk"] = talk_metrics(c, spec, result.params, tok)
             if not result.finished:
                 break
     finally:
         writer.close()
-    summary["seconds"] = round(time.time() - started, 1)
-    loop.write_json(workdir / "summary.json", summary)
-    for name, s in summary["phases"].items():
+    path = workdir / "summary.json"
+    summary = dict(tier=c.tier, phases={**_recorded_phases(path), **ran}, seconds=round(time.time() - started, 1))
+    loop.write_json(path, summary)
+    for name, s in ran.items():
         state = "" if s["finished"] else " (stopped; --resume continues)"
         log(f"[summary] {name}: best score {s['best_score']:.4f} at step {s['best_step']}, "
             f"{s['seconds']:.0f}s{state}")
