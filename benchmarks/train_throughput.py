@@ -1,12 +1,17 @@
-"""Train-step throughput and compiled memory per component and tier; FSDP memory for phase2.
+"""Train-step throughput and compiled memory per component and tier, padded against packed;
+FSDP memory for phase2.
 
-    python benchmarks/train_throughput.py --tiers=test,default --steps=10
+    python benchmarks/train_throughput.py --tiers=small --steps=10
     python benchmarks/train_throughput.py --fsdp_memory --fake_devices=8
 
-Prints Markdown tables (the ones in BENCHMARKS.md). Step time is the median of `--steps`
-timed steps after one warm-up step; tokens/s counts every position a step processes
-(encoder and decoder for the brain, padding included); MFU is the compiled step's FLOPs
-per second against a measured f32 matmul peak on CPU (or the device's published peak).
+Prints Markdown tables (the ones in BENCHMARKS.md). For each component, two layouts of the
+same data in one run: "padded" puts one example in each row, padded to the row length (the
+layout before packing: --padded_rows examples a step), "packed" is the tier's own config
+(data/packing.py). Step time is the median of `--steps` timed steps after one warm-up step.
+tokens/s counts the positions that hold an example (real tokens); padded tokens/s every
+position the step computes. MFU is the compiled step's FLOPs, scaled by the real share of
+the positions, per second against a measured f32 matmul peak on CPU (or the device's
+published peak); padded MFU is not scaled.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ _TIERS = flags.DEFINE_list("tiers", ["test", "default"], "Tiers whose train step
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per component.")
 _FSDP = flags.DEFINE_bool("fsdp_memory", False, "Compile phase2 on 1 device and with FSDP over all devices.")
 _FAKE = flags.DEFINE_integer("fake_devices", 0, "Fake this many CPU devices (must precede jax import).")
+_PADDED_ROWS = flags.DEFINE_integer("padded_rows", 32, "Examples a step in the padded layout.")
 
 
 def main(argv):
@@ -34,7 +40,7 @@ def main(argv):
 
     from gestalt_jax import config as config_lib
     from gestalt_jax.text import bytes as byte_tok
-    from gestalt_jax.data import pipeline
+    from gestalt_jax.data import packing, pipeline
     from gestalt_jax.train import loop, losses, optim, perf, phases
     from gestalt_jax.train import mesh as mesh_lib
 
@@ -44,7 +50,7 @@ def main(argv):
         mesh = mesh_lib.make_mesh(c, devices)
         model, loss_fn = losses.component(c, name, train=True)
         optimizer = optim.make_optimizer(p)
-        sample = pipeline.eval_batches(spec.val, spec.example_fn, p.batch_size)[0]
+        sample = pipeline.eval_batches(spec.val, spec.example_fn, spec.layout, p.batch_size)[0][0]
         return spec, p, mesh, model, loss_fn, optimizer, sample
 
     if _FSDP.value:
@@ -65,33 +71,41 @@ def main(argv):
     peak, source = perf.peak_flops("float32")
     print(f"peak: {peak / 1e9:,.1f} GFLOP/s ({source}); devices: {jax.devices()[0].device_kind} "
           f"x{len(jax.devices())}")
-    print("| tier | component | batch x length | params | step ms | tokens/s | MFU | MB/device | GFLOP/step |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| tier | component | layout | rows x length | examples/step | step ms | tokens/s | padded tokens/s "
+          "| MFU | padded MFU | MB/device | GFLOP/step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for tier in _TIERS.value:
         for name in ("brain", "planner", "policy"):
-            c = config_lib.load_tier(tier)
-            c.compute_dtype = "float32"  # CPU has no fast bf16 path; the peak is an f32 matmul
-            spec, p, mesh, model, loss_fn, optimizer, sample = setup(c, name, jax.devices()[:1])
-            it = pipeline.train_iterator(spec.sources, spec.example_fn, p.batch_size, c.seed)
-            with mesh_lib.activate(mesh):
-                state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
-                steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
-                times = []
-                for i in range(_STEPS.value + 1):
-                    batch = loop.global_batch(next(it), mesh)
-                    t = time.perf_counter()
-                    state, metrics = steps(state, batch, False, False)
-                    jax.block_until_ready(metrics)
-                    if i:
-                        times.append(time.perf_counter() - t)
-                step_s = statistics.median(times)
+            for layout in ("padded", "packed"):
+                c = config_lib.load_tier(tier)
+                c.compute_dtype = "float32"  # CPU has no fast bf16 path; the peak is an f32 matmul
+                phase = c[config_lib.PHASE_OF[name]]
+                if layout == "padded":  # one example a row: the batches before packing
+                    phase.update(segments=1, batch_size=_PADDED_ROWS.value)
+                spec, p, mesh, model, loss_fn, optimizer, sample = setup(c, name, jax.devices()[:1])
+                it = loop.train_iterator(c, spec)
+                with mesh_lib.activate(mesh):
+                    state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
+                    steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
+                    times, real, examples = [], [], []
+                    for i in range(_STEPS.value + 1):
+                        local = next(it)
+                        batch = loop.global_batch(local, mesh)
+                        t = time.perf_counter()
+                        state, metrics = steps(state, batch, False, False)
+                        jax.block_until_ready(metrics)
+                        if i:
+                            times.append(time.perf_counter() - t)
+                            real.append(float(metrics["tokens"]) / float(metrics["positions"]))
+                            examples.append(packing.count_examples(local, spec.layout))
+                step_s, share = statistics.median(times), statistics.mean(real)
+                positions = sum(local[k].size for k in spec.layout.segment_keys)
                 mb, _ = perf.compiled_cost(next(iter(steps.compiled.values())))
-                n_params = sum(x.size for x in jax.tree.leaves(state.params))
-                seq = dict(brain="dec_in", planner="inputs", policy="ids")[name]  # the length that costs
-                shape = "x".join(str(d) for d in sample[seq].shape[:2])
-                print(f"| {tier} | {name} | {shape} | {n_params:,} | {step_s * 1e3:,.1f} | "
-                      f"{spec.tokens(batch) / step_s:,.0f} | "
-                      f"{steps.flops / step_s / peak:.1%} | {mb:,.1f} | {steps.flops / 1e9:,.2f} |", flush=True)
+                shape = " + ".join(f"{local[k].shape[0]}x{local[k].shape[1]}" for k in spec.layout.segment_keys)
+                print(f"| {tier} | {name} | {layout} | {shape} | {statistics.mean(examples):.1f} | "
+                      f"{step_s * 1e3:,.1f} | {share * positions / step_s:,.0f} | {positions / step_s:,.0f} | "
+                      f"{steps.flops * share / step_s / peak:.1%} | {steps.flops / step_s / peak:.1%} | "
+                      f"{mb:,.1f} | {steps.flops / 1e9:,.2f} |", flush=True)
 
 
 def _compiled_mb(c, spec, model, loss_fn, optimizer, sample, mesh, loop) -> float:

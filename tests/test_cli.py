@@ -58,4 +58,5 @@ def test_train_resuming_a_checkpoint_that_does_not_fit_says_where_in_one_line(tm
                 "--config.sft.steps=4", "--config.brain.d_model=32")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
     errors = [line for line in r.stderr.splitlines() if line.startswith("gestalt train:")]
-    assert len(errors) == 1 and f"{tmp_path}/checkpoints/sft/latest/2" in errors[0], r.stderr[-3000:]
+    assert errors == [f"gestalt train: {tmp_path}/checkpoints/sft does not fit this config: "
+                      "config.brain.d_model=32 (trained with 64)"], r.stderr[-3000:]

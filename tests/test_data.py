@@ -14,12 +14,13 @@ from gestalt_jax.data import examples as ex
 from gestalt_jax.data import formats, masks, pipeline
 from gestalt_jax.evals import talk
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.text import labels
+from gestalt_jax.text import labels, plan_vocab
 from gestalt_jax.train import phases
 
 DATASETS = Path(__file__).parent.parent / "datasets"
 TALK = DATASETS / "talk" / "train.jsonl"
 GOALS = DATASETS / "goals" / "train.jsonl"
+N_PREFIX = config.load_tier("test").brain.n_prefix
 
 
 def write(tmp_path, name, lines):
@@ -132,18 +133,33 @@ def test_unvalidated_span_fails_at_encoding_with_file_and_line(tmp_path):
 
 # ---------------------------------------------------------------- encoders and truncation
 
-def test_talk_example_padding_truncation_and_decoder_tokenizer():
-    e = ex.talk_example({"prompt": "abcdef", "response": "xyz"}, enc_len=4, dec_len=6)
+def test_talk_example_slots_truncation_and_decoder_tokenizer():
+    e = ex.talk_example({"prompt": "abcdef", "response": "xyz"}, enc_len=4, dec_len=6, n_prefix=2)
     assert byte_tok.decode(e["enc"]) == "cdef"  # the end of an over-long prompt is kept
-    assert e["dec_in"].tolist() == [byte_tok.BOS, *b"xyz", byte_tok.PAD, byte_tok.PAD]
-    assert e["dec_tgt"].tolist() == [*b"xyz", byte_tok.EOS, byte_tok.PAD, byte_tok.PAD]
-    assert e["dec_w"].tolist() == [1, 1, 1, 1, 0, 0]
+    pad, bos, eos = byte_tok.PAD, byte_tok.BOS, byte_tok.EOS
+    assert e["dec_in"].tolist() == [pad, pad, bos, *b"xyz"]  # two concept slots, then BOS + text
+    assert e["dec_tgt"].tolist() == [pad, pad, *b"xyz", eos]
+    assert e["dec_w"].tolist() == [0, 0, 1, 1, 1, 1]
     merges = lambda s: [300 + len(w) for w in s.split()]  # a stand-in BPE: one id per word
-    e = ex.talk_example({"prompt": "p", "response": "a bb ccc dddd"}, enc_len=4, dec_len=3, dec_encode=merges)
-    assert e["dec_in"].tolist() == [byte_tok.BOS, 301, 302] and e["dec_tgt"].tolist() == [301, 302, 303]
+    e = ex.talk_example({"prompt": "p", "response": "a bb ccc dddd"}, enc_len=4, dec_len=3, n_prefix=1,
+                        dec_encode=merges)
+    assert e["dec_in"].tolist() == [pad, bos, 301, 302] and e["dec_tgt"].tolist() == [pad, 301, 302, 303]
     batch = ex.talk_batch([{"prompt": "p", "response": "hello"}, {"prompt": "q", "response": ""}], 4, 8)
     want = byte_tok.decoder_pair(["hello", ""], 8)
     assert all(np.array_equal(batch[k], w) for k, w in zip(("dec_in", "dec_tgt", "dec_w"), want))
+
+
+def test_overlong_planner_example_keeps_the_goal_end_and_the_whole_plan():
+    record = {"goal": "please, " * 30 + "read src/app/main.py", "intent": "READ_FILE", "actions": ["READ_FILE"],
+              "args": [{"path": "src/app/main.py"}]}
+    e = ex.planner_example(record, max_len=96)
+    assert len(e["inputs"]) == 96  # filled to the limit: the goal was cut, not the plan
+    ids = [*e["inputs"], e["targets"][-1]]
+    assert ids[-2:] == [plan_vocab.EOP, plan_vocab.EOS]
+    text = bytes(i - plan_vocab.CHAR_OFFSET for i in ids if plan_vocab.CHAR_OFFSET <= i < plan_vocab.CHAR_OFFSET + 256)
+    assert text.startswith(b"Goal\n") and b"read src/app/main.py\nPlan\n" in text and b"please, please" in text
+    assert plan_vocab.decode_plan(ids)["steps"] == [{"tool": "READ_FILE", "args": {"path": "src/app/main.py"}}]
+    assert ex.planner_truncated(record, 96) == ["prompt+plan > max_len+1=97 tokens (the goal's end kept)"]
 
 
 def test_truncation_warning_once_per_file_with_count_and_limit(tmp_path, monkeypatch):
@@ -176,44 +192,47 @@ def as_arrays(r):
     return {k: np.int32(v) for k, v in r.items()}
 
 
+def _stream(sources, seed, **kw):
+    return iter(pipeline.example_stream(sources, as_arrays, seed, **kw))
+
+
 def test_weighted_mixing_draws_in_proportion():
     sources = [(numbered(50, src=0), 3.0), (numbered(70, src=1), 1.0)]
-    it = pipeline.train_iterator(sources, as_arrays, batch_size=40, seed=0)
-    srcs = ids_of([next(it) for _ in range(100)], "src")
-    assert len(srcs) == 4000 and abs(srcs.count(0) / 4000 - 0.75) < 0.03
+    it = _stream(sources, seed=0)
+    srcs = [int(next(it)["src"]) for _ in range(4000)]
+    assert abs(srcs.count(0) / 4000 - 0.75) < 0.03
 
 
 def test_endless_with_a_new_order_every_epoch():
-    it = pipeline.train_iterator([(numbered(40), 1.0)], as_arrays, batch_size=8, seed=3)
-    seen = ids_of([next(it) for _ in range(15)])
+    it = _stream([(numbered(40), 1.0)], seed=3)
+    seen = [int(next(it)["i"]) for _ in range(120)]
     epochs = [seen[:40], seen[40:80], seen[80:]]
     assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(40)) and epochs[0] != epochs[1]
     assert epochs[0] != list(range(40))
 
 
-def test_process_shards_are_disjoint_cover_the_data_and_match_one_process():
+def test_process_shards_are_disjoint_cover_the_data_and_interleave_one_stream():
     records = numbered(40)
-    iterators = [pipeline.train_iterator([(records, 1.0)], as_arrays, 8, seed=1, process_index=p,
-                                         process_count=2) for p in range(2)]
-    shards = [ids_of([next(it) for _ in range(5)]) for it in iterators]
+    shards = [[int(next(it)["i"]) for _ in range(20)] for it in
+              (_stream([(records, 1.0)], seed=1, process_index=p, process_count=2) for p in range(2))]
     assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == list(range(40))
-    single = pipeline.train_iterator([(records, 1.0)], as_arrays, 8, seed=1)
-    for step in range(5):
-        assert sorted(next(single)["i"].tolist()) == sorted(shards[0][4 * step: 4 * step + 4]
-                                                           + shards[1][4 * step: 4 * step + 4])
+    single = _stream([(records, 1.0)], seed=1)
+    assert [int(next(single)["i"]) for _ in range(40)] == [i for pair in zip(*shards) for i in pair]
 
 
 def test_batch_size_must_divide_by_process_count():
+    c = config.load_tier("test")
     with pytest.raises(ValueError, match="global batch size 10 is not divisible by the process count 4"):
-        pipeline.train_iterator([(numbered(8), 1.0)], as_arrays, 10, seed=0, process_count=4)
+        pipeline.train_iterator([(ex.load_goals(GOALS), 1.0)], phases.example_fn(c, "policy"),
+                                phases.layout(c, "policy"), 10, seed=0, process_count=4)
 
 
 @pytest.mark.parametrize("rewrite", [None, functools.partial(augment.sometimes, p=0.5)])
 def test_restored_iterator_yields_identical_batches(rewrite):
     goals = ex.load_goals(GOALS)
-    make = lambda: pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)],
-                                           functools.partial(ex.planner_example, max_len=96), 6, seed=7,
-                                           augment=rewrite)
+    c = config.load_tier("test")
+    make = lambda: pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)], phases.example_fn(c, "planner"),
+                                           phases.layout(c, "planner"), 6, seed=7, augment=rewrite)
     it = make()
     for _ in range(9):
         next(it)
@@ -236,36 +255,37 @@ def test_split_is_seeded_and_keeps_a_val_record():
 
 def test_eval_batches_count_every_record_once():
     goals = ex.load_goals(GOALS)
-    batches = pipeline.eval_batches(goals, functools.partial(ex.policy_example, max_len=128), 16)
-    assert len(batches) == -(-len(goals) // 16) and all(len(b["ids"]) == 16 for b in batches)
-    assert sum(b["example_w"].sum() for b in batches) == len(goals)
-    weights = pipeline.eval_batches(goals, functools.partial(ex.planner_example, max_len=192), 16)
-    whole = ex.planner_batch(goals, 192)["weights"].sum()
-    assert np.isclose(sum(b["weights"].sum() for b in weights), whole)
-    rows = [pipeline.eval_batches(numbered(10), as_arrays, 4, process_index=p, process_count=2)
-            for p in range(2)]
-    global_order = [int(i) for b0, b1 in zip(*rows) for i in (*b0["i"], *b1["i"])]
-    assert global_order == list(range(10)) + [0, 1]  # the global batches, in file order, padded
+    c = config.load_tier("test")
+    fn, layout = phases.example_fn(c, "policy"), phases.layout(c, "policy")
+    batches = pipeline.eval_batches(goals, fn, layout, 16)
+    assert all(b["ids"].shape == (16, c.policy.max_len) for b, _ in batches)
+    assert sum(b["example_w"].sum() for b, _ in batches) == len(goals)
+    assert sorted(int(i) for _, index in batches for i in index.ravel() if i >= 0) == list(range(len(goals)))
+    planner = pipeline.eval_batches(goals, phases.example_fn(c, "planner"), phases.layout(c, "planner"), 16)
+    whole = ex.planner_batch(goals, c.planner.max_len)["weights"].sum()
+    assert np.isclose(sum(b["weights"].sum() for b, _ in planner), whole)
+    halves = [pipeline.eval_batches(goals, fn, layout, 16, process_index=p, process_count=2) for p in range(2)]
+    for (a, index), (b, same), (whole, _) in zip(*halves, batches):  # each process: its half of the rows
+        assert np.array_equal(index, same) and np.array_equal(np.concatenate([a["ids"], b["ids"]]), whole["ids"])
 
 
 # ---------------------------------------------------------------- mask validators
 
 @pytest.fixture(scope="module")
 def real_batches():
+    c = config.load_tier("test")
     talk, goals = formats.load_talk_file(TALK), ex.load_goals(GOALS)
-    fns = dict(brain=functools.partial(ex.talk_example, enc_len=64, dec_len=128),
-               planner=functools.partial(ex.planner_example, max_len=192),
-               policy=functools.partial(ex.policy_example, max_len=128))
     data = dict(brain=talk, planner=goals, policy=goals)
     return {k: [next(it) for _ in range(3)] for k, it in
-            ((k, pipeline.train_iterator([(data[k], 1.0)], fns[k], 16, seed=0)) for k in fns)}
+            ((k, pipeline.train_iterator([(data[k], 1.0)], phases.example_fn(c, k), phases.layout(c, k), 16,
+                                         seed=0)) for k in masks.KINDS)}
 
 
 @pytest.mark.parametrize("kind", masks.KINDS)
 def test_masks_pass_on_real_batches(real_batches, kind):
     for batch in real_batches[kind]:
-        stats = masks.validate(kind, batch)
-        assert 0 < stats["trained_share"] <= 1
+        stats = masks.validate(kind, batch, N_PREFIX)
+        assert 0 < stats["trained_share"] <= 1 and stats["examples"] > 16  # packed: several per row
     assert masks.summary(kind, stats).startswith(f"{kind} masks ok: trained_share=")
 
 
@@ -277,10 +297,13 @@ def corrupt(batch, key, index, value):
 
 def test_trained_pad_target_is_named_by_row(real_batches):
     batch = real_batches["brain"][0]
-    pad = int(np.flatnonzero(batch["dec_tgt"][2] == byte_tok.PAD)[0])
+    pad = int(np.flatnonzero((batch["dec_tgt"][2] == byte_tok.PAD) & (batch["dec_seg"][2] > 0))[0])
     bad = corrupt(batch, "dec_w", (2, pad), 1.0)
-    with pytest.raises(ex.DataError, match=r"'no trained PAD target' failed at batch row 2"):
-        masks.validate("brain", bad)
+    with pytest.raises(ex.DataError, match=r"'concept slots untrained' failed at batch row 2"):
+        masks.validate("brain", bad, N_PREFIX)
+    row, end = (int(x[0]) for x in np.nonzero(batch["dec_seg"] == 0))  # a row with padding at its end
+    with pytest.raises(ex.DataError, match=rf"'padding untrained' failed at batch row {row}"):
+        masks.validate("brain", corrupt(batch, "dec_w", (row, end), 1.0), N_PREFIX)
 
 
 def test_trained_prompt_position_is_named_by_row(real_batches):
@@ -289,13 +312,22 @@ def test_trained_prompt_position_is_named_by_row(real_batches):
         masks.validate("planner", bad)
 
 
+def test_an_example_seeing_across_rows_is_named(real_batches):
+    batch = real_batches["policy"][0]
+    seg = batch["goal_seg"].copy()
+    seg[1, seg[1] == 2] = 3  # slot 2 renumbered: the row now skips from 1 to 3
+    with pytest.raises(ex.DataError, match=r"'goal slots 1, 2, ... in order' failed at batch row 1"):
+        masks.validate("policy", dict(batch, goal_seg=seg))
+
+
 def test_policy_label_out_of_range_is_named(real_batches):
-    bad = corrupt(real_batches["policy"][0], "intent", 4, len(labels.INTENTS))
+    bad = corrupt(real_batches["policy"][0], "intent", (4, 0), len(labels.INTENTS))
     found = r"'intent within its class range' failed at batch row 4.*intent = 16 outside \[0, 16\)"
     with pytest.raises(ex.DataError, match=found):
         masks.validate("policy", bad)
     with pytest.raises(ex.DataError, match="trained share"):
-        masks.validate("policy", dict(real_batches["policy"][0], example_w=np.zeros(16, np.float32)))
+        masks.validate("policy", dict(real_batches["policy"][0],
+                                      example_w=np.zeros_like(real_batches["policy"][0]["example_w"])))
 
 
 # ---------------------------------------------------------------- goal augmentation

@@ -1,8 +1,6 @@
 """Sequence packing: the packer's layout, and packed rows computing exactly what each example
 computes alone (attention, pooling, n-grams, prefix, memory and heads never cross examples)."""
 
-import json
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,7 @@ import pytest
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples as ex
-from gestalt_jax.data import formats, packing, pipeline
+from gestalt_jax.data import formats, packing
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.model.planner import build_planner
 from gestalt_jax.model.policy import build_policy
@@ -61,22 +59,6 @@ def test_pack_all_keeps_every_example_once_and_indexes_the_slots():
     for batch, index in out:
         for row, slot in zip(*np.nonzero(index >= 0)):
             assert batch["label"][row, slot] == index[row, slot]
-
-
-def test_restored_packed_iterator_yields_identical_batches():
-    goals = ex.load_goals(config_lib.DATASETS / "goals" / "train.jsonl")
-    c = config_lib.load_tier("test")
-    fn, layout = phases.example_fn(c, "policy"), phases.layout(c, "policy")
-    make = lambda: pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)], fn, layout, 4, seed=7)
-    it = make()
-    for _ in range(5):
-        next(it)
-    state = json.loads(json.dumps(it.get_state()))
-    expected = [next(it) for _ in range(4)]
-    restored = make()
-    restored.set_state(state)
-    for want, got in zip(expected, (next(restored) for _ in range(4))):
-        assert want.keys() == got.keys() and all(np.array_equal(want[k], got[k]) for k in want)
 
 
 # ---------------------------------------------------------------- packed == alone

@@ -70,12 +70,15 @@ def test_selection_score_ranks_by_examples_reproduced_then_val_loss():
     assert score(0.5, 1.0) < score(0.5, 2.0)
 
 
-def test_teacher_forced_exact_counts_rows_with_every_trained_target_right():
-    targets_BxT = jnp.array([[1, 2, 0], [1, 2, 0], [0, 0, 0]])
-    weights_BxT = jnp.array([[1, 1, 0], [1, 1, 0], [0, 0, 0]])  # row 2: eval padding
-    logits_BxTxV = jax.nn.one_hot(jnp.array([[1, 2, 1], [1, 1, 0], [0, 0, 0]]), 3)
-    out = losses._teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT)
-    assert float(out["examples"]) == 2 and float(out["exact"]) == 1  # an untrained position may be wrong
+def test_teacher_forced_exact_counts_examples_with_every_trained_target_right():
+    # Row 0 packs two examples (slots 1, 2); row 1 holds one, then padding; row 2 is padding.
+    segments_BxT = jnp.array([[1, 1, 2, 2], [1, 1, 1, 0], [0, 0, 0, 0]])
+    targets_BxT = jnp.array([[1, 2, 1, 2], [1, 2, 0, 0], [0, 0, 0, 0]])
+    weights_BxT = jnp.array([[1, 1, 0, 1], [1, 1, 0, 0], [0, 0, 0, 0]])
+    logits_BxTxV = jax.nn.one_hot(jnp.array([[1, 2, 0, 1], [1, 2, 1, 1], [0, 0, 0, 0]]), 3)
+    out = losses._teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT, segments_BxT, 3)
+    # Slot 2 of row 0 is wrong at a trained target; row 1's wrong position is untrained.
+    assert float(out["examples"]) == 3 and float(out["exact"]) == 2
 
 
 def test_exact_rate_counts_any_accepted_response():

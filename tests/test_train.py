@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.data import examples
+from gestalt_jax.data import examples, packing
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.train import loop, losses, metrics, phases, pipeline
@@ -36,23 +36,34 @@ def _tiny(steps=8, eval_every=4):
     return c
 
 
-def test_accumulating_4x2_equals_one_batch_of_8():
+@pytest.mark.parametrize("name", ["brain", "planner", "policy"])
+def test_accumulating_4x2_equals_one_batch_of_8(name):
+    """Gradient accumulation is exact for every component: 4 micro-batches of 2 packed rows give the
+    update of the 8 rows at once (the policy's argument terms too, whose examples with spans or
+    step references are unevenly spread over the micro-batches)."""
     c = _tiny()
-    model, loss_fn = losses.component(c, "brain", train=False)  # no dropout: same function both ways
-    pairs = examples.read_jsonl(c.data.talk_files, ("prompt", "response"))[:8]
-    batch = {k: jnp.asarray(v) for k, v in examples.talk_batch(pairs, c.brain.enc_len, c.brain.dec_len).items()}
-    params = model.init(jax.random.key(0), *losses.init_inputs("brain", batch, c))["params"]
+    model, loss_fn = losses.component(c, name, train=False)  # no dropout: same function both ways
+    if name == "brain":
+        records = examples.read_jsonl(c.data.talk_files, ("prompt", "response"))
+    else:
+        goals = examples.load_goals(c.data.goals_file)  # with and without arguments, mixed
+        records = [r for r in goals if any(a for a in r.get("args") or [])][:30] + goals[:30]
+        records = [records[i] for i in np.random.default_rng(0).permutation(len(records))]
+    batch, _ = packing.pack_all([phases.example_fn(c, name)(r) for r in records[:60]], phases.layout(c, name), 8)[0]
+    batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    params = model.init(jax.random.key(0), *losses.init_inputs(name, batch, c))["params"]
     params = jax.tree.map(lambda x: x.value if hasattr(x, "value") else x, params,
                           is_leaf=lambda x: hasattr(x, "names"))
     optimizer = optax.sgd(1.0)  # the update is the gradient itself: compare those, not Adam's sign-like steps
     state = step_lib.init_state(params, optimizer, jax.random.key(1))
     one, m1 = jax.jit(step_lib.make_train_step(loss_fn, optimizer, accum=1))(state, batch)
     four, m4 = jax.jit(step_lib.make_train_step(loss_fn, optimizer, accum=4))(state, batch)
-    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-5)
     np.testing.assert_allclose(m1["grad_norm"], m4["grad_norm"], rtol=1e-5)
     for a, b, p in zip(jax.tree.leaves(one.params), jax.tree.leaves(four.params), jax.tree.leaves(params)):
         g1, g4 = np.asarray(p - a), np.asarray(p - b)  # the gradients, summed in another order
-        assert np.max(np.abs(g1 - g4)) <= 1e-4 * np.max(np.abs(g1)) + 1e-9
+        rounding = 2 * np.finfo(np.float32).eps * np.max(np.abs(p))  # of p - g, where p is large
+        assert np.max(np.abs(g1 - g4)) <= 1e-4 * np.max(np.abs(g1)) + rounding + 1e-9
     assert not np.allclose(jax.tree.leaves(one.params)[0], jax.tree.leaves(params)[0])  # it did train
 
 
@@ -150,8 +161,8 @@ MESH_SCRIPT = textwrap.dedent("""
         mesh = mesh_lib.make_mesh(c, jax.devices()[: shape[0] * shape[1] * shape[2]])
         model, loss_fn = losses.component(c, "brain", train=True)
         optimizer = optim.make_optimizer(c.sft)
-        it = pipeline.train_iterator(spec.sources, spec.example_fn, c.sft.batch_size, c.seed)
-        sample = pipeline.eval_batches(spec.val, spec.example_fn, c.sft.batch_size)[0]
+        it = loop.train_iterator(c, spec)
+        sample = pipeline.eval_batches(spec.val, spec.example_fn, spec.layout, c.sft.batch_size)[0][0]
         with mesh_lib.activate(mesh):
             state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
             steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)

@@ -119,9 +119,9 @@ class Packer:
         return out
 
 
-def real_positions(batch: dict, layout: Layout) -> int:
-    """Positions of `batch` (a packed batch of `layout`) that hold an example."""
-    return int(sum(np.count_nonzero(batch[g + SEG]) for g in layout.groups))
+def count_examples(batch: dict, layout: Layout) -> int:
+    """Examples in `batch` (a packed batch of `layout`): each row's slots run 1..k."""
+    return int(np.sum(np.max(batch[layout.segment_keys[0]], axis=1)))
 
 
 def pack_all(examples: Sequence[dict], layout: Layout, rows: int) -> list[tuple[dict, np.ndarray]]:

@@ -119,12 +119,14 @@ class PhaseCheckpoints:
         items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
         return self._restore(self._best, step, items)["state"]
 
-    def best_config(self) -> dict | None:
-        """The config (as JSON data) saved with the best checkpoint, or None when it has none."""
-        step = self._best.latest_step()
-        if step is None or not (self._best.directory / str(step) / "config").exists():
+    def saved_config(self, kind: str = BEST) -> dict | None:
+        """The config (as JSON data) saved with the best (or, kind=LATEST, the newest) checkpoint,
+        or None when there is none."""
+        manager = self._best if kind == BEST else self._latest
+        step = manager.latest_step()
+        if step is None or not (manager.directory / str(step) / "config").exists():
             return None
-        return self._restore(self._best, step, {"config": ocp.args.JsonRestore()})["config"]
+        return self._restore(manager, step, {"config": ocp.args.JsonRestore()})["config"]
 
     def wait(self) -> None:
         """Blocks until every pending async save is on disk."""

@@ -31,7 +31,8 @@ class TrainingError(RuntimeError):
 class Window:
     """What the steps since the last log line did: their weighted loss, real and padded
     positions (positions holding an example, and all the batch's positions), and the seconds
-    spent waiting for data."""
+    spent waiting for data. Throughput counts the timed steps only (not a phase's first, which
+    compiles)."""
     loss: float = 0.0
     weight: float = 0.0
     steps: int = 0
@@ -40,15 +41,17 @@ class Window:
     data_s: float = 0.0
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
-    def add(self, step: int, metrics: dict) -> None:
+    def add(self, step: int, metrics: dict, timed: bool = True) -> None:
+        """Step `step` (0-based) done; a non-finite loss ends the phase, naming it as the logs do."""
         loss, weight = float(metrics["loss"]), float(metrics["weight"])
         if not math.isfinite(loss):
-            raise TrainingError(f"step {step}: loss is {loss}; stopping before any checkpoint records it")
+            raise TrainingError(f"step {step + 1}: loss is {loss}; stopping before any checkpoint records it")
         self.loss += loss * weight
         self.weight += weight
-        self.steps += 1
-        self.tokens += float(metrics["tokens"])
-        self.positions += float(metrics["positions"])
+        if timed:
+            self.steps += 1
+            self.tokens += float(metrics["tokens"])
+            self.positions += float(metrics["positions"])
 
 
 @dataclasses.dataclass
@@ -96,7 +99,7 @@ def log_line(run: Run, done: int) -> None:
     the step computes; data_wait is the window's share of time spent waiting for the next batch."""
     w, p = run.window, run.p
     elapsed = max(time.perf_counter() - w.started, 1e-9)
-    step_time = elapsed / w.steps
+    step_time = elapsed / max(w.steps, 1)
     peak, _ = perf.peak_flops(run.c.compute_dtype)
     real_share = w.tokens / max(w.positions, 1.0)
     values = dict(loss=w.loss / max(w.weight, 1e-9), lr=float(optim.schedule(p, p.lr)(done - 1)),

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from gestalt_jax import config as config_lib
 from gestalt_jax.data import masks, pipeline
 from gestalt_jax.train import checkpoint as ckpt_lib
 from gestalt_jax.train import hooks, losses, optim, perf
@@ -101,6 +102,7 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
         try:
             start = 0
             if resume:
+                _check_shapes_match(c, spec.name, checkpoints, ckpt_lib.LATEST)
                 restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings), train_iter)
                 if restored is not None:
                     state, start = restored
@@ -142,11 +144,14 @@ def _train(run: hooks.Run, steps: CompiledSteps, mesh) -> None:
         check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
         with_memory = spec.uses_memory(step)
         run.state, metrics = steps(run.state, batch, with_memory, check)
-        if step == run.start:  # the ETA follows the steps after the first (which compiled)
+        first = step == run.start
+        if first:  # throughput and the ETA follow the steps after the first, which compiled
+            jax.block_until_ready(metrics)
             run.flops, run.started, run.clock_step = steps.flops, time.time(), step + 1
+            run.window.started, run.window.data_s = time.perf_counter(), 0.0
         if pending is not None:  # step n+1 is dispatched; now pull step n's metrics to the host
             run.window.add(*pending)
-        pending = (step, metrics)
+        pending = (step, metrics, not first)
         if check:
             hooks.check_gradients(run, step, metrics, spec.grad_exempt(with_memory, local))
         done = step + 1
@@ -227,17 +232,23 @@ def restore_best_params(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: 
         return checkpoints.restore_best(target).params
 
 
-def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ckpt_lib.PhaseCheckpoints):
+def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ckpt_lib.PhaseCheckpoints,
+                        kind: str = ckpt_lib.BEST):
     """CheckpointError naming every setting that sizes a parameter and differs from the one the
-    checkpoint was trained with (a failed Orbax restore says less, and leaves its async tasks behind)."""
-    saved = checkpoints.best_config()
+    best (or latest) checkpoint was trained with (a failed Orbax restore says less, and leaves its
+    async tasks behind)."""
+    saved = checkpoints.saved_config(kind)
     if saved is None:
         return
     # The keys model/*.py sizes parameters by: widths, block counts, the concept prefix, the n-gram
-    # tables' rows and the decoder vocabulary. Heads split d_model without resizing a kernel and the
+    # tables' rows and the decoder vocabulary; and those that shape the rest of the saved state (the
+    # optimizer's, the brain's memory pool). Heads split d_model without resizing a kernel and the
     # lengths only set RoPE's training length; the rest steer training or decoding.
     sizes = ("d_model", "d_ff", "layers", "enc_layers", "dec_layers", "n_prefix", "ngram_buckets")
-    keys = [(name, k) for k in sizes if k in c[name]] + ([("tokenizer", "bpe_merges")] if name == "brain" else [])
+    phase = config_lib.PHASE_OF[name]
+    keys = [(name, k) for k in sizes if k in c[name]] + [(phase, "optimizer")]
+    if name == "brain":
+        keys += [("tokenizer", "bpe_merges"), ("sft", "memory_pool")]
     diff = [f"config.{s}.{k}={c[s][k]!r} (trained with {saved[s][k]!r})" for s, k in keys
             if k in saved.get(s, {}) and saved[s][k] != c[s][k]]
     if diff:
