@@ -34,18 +34,24 @@ def main(argv):
     if _FAKE.value:
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={_FAKE.value}"
     import statistics
+    import tempfile
     import time
+    from pathlib import Path
 
     import jax
 
     from gestalt_jax import config as config_lib
-    from gestalt_jax.text import bytes as byte_tok
     from gestalt_jax.data import packing, pipeline
     from gestalt_jax.train import loop, losses, optim, perf, phases
+    from gestalt_jax.train import pipeline as train_pipeline
     from gestalt_jax.train import mesh as mesh_lib
 
     def setup(c, name, devices):
-        spec = phases.brain_spec(c, byte_tok.encode) if name == "brain" else phases.goal_spec(c, name)
+        if name == "brain":  # the decoder's BPE, as training learns it
+            with tempfile.TemporaryDirectory() as tmp:
+                spec = phases.brain_spec(c, train_pipeline.tokenizer(c, Path(tmp), train=True).encode)
+        else:
+            spec = phases.goal_spec(c, name)
         p = c[spec.phase]
         mesh = mesh_lib.make_mesh(c, devices)
         model, loss_fn = losses.component(c, name, train=True)
