@@ -37,7 +37,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # checkpoint and backend INFO lines would bury the table
     from gestalt_jax import config as config_lib
-    from gestalt_jax.train import pipeline
+    from gestalt_jax import pipeline
 
     root = Path(_WORKDIR.value or tempfile.mkdtemp(prefix="muon_vs_adamw_"))
     curves = {}

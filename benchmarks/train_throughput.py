@@ -43,7 +43,7 @@ def main(argv):
     from gestalt_jax import config as config_lib
     from gestalt_jax.data import packing, pipeline
     from gestalt_jax.train import loop, losses, optim, perf, phases
-    from gestalt_jax.train import pipeline as train_pipeline
+    from gestalt_jax import pipeline as train_pipeline
     from gestalt_jax.train import mesh as mesh_lib
 
     def setup(c, name, devices):

@@ -77,6 +77,9 @@ def base() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"   # activations and matmuls; parameters stay in param_dtype
     c.param_dtype = "float32"
     c.remat = False               # rematerialise each transformer block in the backward pass
+    # XLA's persistent compilation cache ("" off): a later run, resume, eval or gallery that compiles
+    # the same step loads it from here instead of compiling it again.
+    c.compile_cache = "~/.cache/gestalt_jax/xla"
 
     c.tokenizer = ml_collections.ConfigDict(dict(
         bpe_merges=200,           # decoder vocabulary = 259 byte ids + merges
@@ -119,6 +122,7 @@ def base() -> ml_collections.ConfigDict:
     c.sft.fit_sample = 256        # training pairs whose teacher-forced exact match picks the best brain
     c.sft.prompt_augment = 0.5    # share of drawn training pairs whose prompt gets typos, case changes, fillers
     c.sft.concept_noise = 1.0     # Gaussian noise on the decoder's concept, relative to its RMS (model/brain.py)
+    c.sft.concept_noise_ramp_frac = 0.0  # share of steps over which that noise ramps up from 0
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
@@ -277,7 +281,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
-    for k in ("noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):
+    for k in ("noise_ramp_frac", "concept_noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):
         need(0 <= c.sft[k] <= 1, f"sft.{k}", "must lie in [0, 1]")
     need(c.sft.fit_sample >= 1, "sft.fit_sample", "must be >= 1")
     need(c.sft.memory_pool >= c.sft.batch_size, "sft.memory_pool",

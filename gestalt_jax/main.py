@@ -41,7 +41,8 @@ def _check(c, workdir: str) -> int:
 
 
 def _train(c, workdir: str) -> int:
-    from gestalt_jax.train import loop, pipeline
+    from gestalt_jax import pipeline
+    from gestalt_jax.train import loop
     from gestalt_jax.train.checkpoint import CheckpointError
     try:
         pipeline.train(c, workdir, _PHASES.value, _RESUME.value)
@@ -115,6 +116,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value
     import jax
+    if c.compile_cache:
+        jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))
     if _COORDINATOR.value or _DISTRIBUTED.value:  # before anything touches the devices
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.train import pipeline
+from gestalt_jax import pipeline
 
 TEST_CONFIG = str(config_lib.REPO_ROOT / "configs" / "test.py")
 

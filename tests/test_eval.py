@@ -11,7 +11,7 @@ import pytest
 from gestalt_jax import config as config_lib
 from gestalt_jax.evals import bench
 from gestalt_jax.evals import goals as goal_scores
-from gestalt_jax.train import pipeline
+from gestalt_jax import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 

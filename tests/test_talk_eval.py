@@ -17,7 +17,8 @@ from gestalt_jax.evals import gallery, talk
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import losses, phases, pipeline
+from gestalt_jax import pipeline
+from gestalt_jax.train import losses, phases
 
 REPO = config_lib.REPO_ROOT
 TEST_CONFIG = str(REPO / "configs" / "test.py")

@@ -20,7 +20,8 @@ from gestalt_jax import config as config_lib
 from gestalt_jax.data import examples, packing
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import loop, losses, metrics, phases, pipeline
+from gestalt_jax import pipeline
+from gestalt_jax.train import loop, losses, metrics, phases
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.checkpoint import CheckpointError
@@ -292,3 +293,44 @@ def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
     planner = summary["phases"]["planner"]
     assert planner["finished"] and planner["best_step"] in (2, 4)
     assert planner["seconds"] <= summary["seconds"] < planner["seconds"] + brain["seconds"]  # this run's time
+
+
+def test_mask_checks_stop_a_phase_on_a_bad_augmented_training_batch(tmp_path):
+    """The checks see the training batches as the phase draws them (augmented), not only val."""
+    c = _tiny()
+    spec = phases.goal_spec(c, "planner")
+    encode = spec.example_fn
+
+    def bad_when_rewritten(record):  # a rewritten goal trains its prompt: a wrong loss mask
+        e = encode(record)
+        return dict(e, weights=np.ones_like(e["weights"])) if record.get("rewritten") else e
+    spec.example_fn = bad_when_rewritten
+    spec.augment = lambda record, rng: dict(record, rewritten=True)
+    writer = metrics.MetricsWriter(tmp_path)
+    with pytest.raises(examples.DataError, match="planner mask check 'no trained prompt position'"):
+        loop.run_phase(c, spec, tmp_path, resume=False, writer=writer)
+    writer.close()
+    assert not (tmp_path / "checkpoints").exists()  # stopped before any training
+
+
+@pytest.mark.parametrize("name", ["brain", "planner", "policy"])
+def test_muon_bf16_remat_and_accumulation_train_through_the_loop(tmp_path, name):
+    """The options a big tier uses, as the loop wires them (Muon's labels in the multi-transform,
+    its masked optimizer state sharded, bf16 compute, rematerialised blocks, 2 micro-batches):
+    every parameter gets a gradient at every step, the loss falls, the best checkpoint saves."""
+    c = _tiny(steps=6, eval_every=3)
+    c.update(compute_dtype="bfloat16", remat=True)
+    phase = c[config_lib.PHASE_OF[name]]
+    phase.update(optimizer="muon", accum_steps=2, steps=6, eval_every=3, lr=3e-3)
+    c.debug.check_grads_every = 1
+    c.gen.update(talk_eval_max=4, candidates=0)
+    pipeline.train(c, tmp_path, f"tokenizer,{name}" if name == "brain" else name, resume=False)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses_ = [x["loss"] for x in lines if x["phase"] == name]
+    assert len(losses_) == 2 and all(math.isfinite(x) for x in losses_) and losses_[-1] < losses_[0]
+    step, state = _latest_state(tmp_path, config_lib.PHASE_OF[name])
+    assert step == 6
+    momentum = {jax.tree_util.keystr(p): x for p, x in jax.tree_util.tree_leaves_with_path(state["opt_state"])
+                if "['muon']" in jax.tree_util.keystr(p) and x.ndim == 2}
+    assert momentum and all("['stack']" in p and p.endswith("['kernel']") for p in momentum)  # Muon: stack matrices
+    assert all(np.isfinite(x).all() and np.abs(x).max() > 0 for x in momentum.values())

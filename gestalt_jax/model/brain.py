@@ -119,18 +119,19 @@ class Brain(nn.Module):
         return None if memory_xKxD is None else self.memory_proj(memory_xKxD)
 
     def __call__(self, enc_ids_BxL, dec_ids_BxT, memory_BxKxD=None, enc_segments_BxL=None,
-                 dec_segments_BxT=None):
+                 dec_segments_BxT=None, noise_scale=1.0):
         """Logits [B, T, V] at text positions, and the concept vectors [B, D].
 
         Packed rows (both segment arrays given, the same examples in the same slots of the
         encoder and decoder rows): logits at every position, concepts [B, segments, D],
-        memory [B, segments, K, D]."""
+        memory [B, segments, K, D]. `noise_scale` (a traced scalar) scales the concept noise
+        (its ramp in training)."""
         concept_xD = self.encode(enc_ids_BxL, enc_segments_BxL)
         conditioned_xD = concept_xD
         if self.train and self.concept_noise > 0:
             rms_x1 = jax.lax.stop_gradient(jnp.sqrt(jnp.mean(jnp.square(concept_xD), -1, keepdims=True)))
             eps_xD = jax.random.normal(self.make_rng("dropout"), concept_xD.shape, concept_xD.dtype)
-            conditioned_xD = concept_xD + self.concept_noise * rms_x1 * eps_xD
+            conditioned_xD = concept_xD + self.concept_noise * noise_scale * rms_x1 * eps_xD
         logits = self.decoder(dec_ids_BxT, self.prefix(conditioned_xD), self.memory(memory_BxKxD),
                               segments_BxT=dec_segments_BxT)
         return logits, concept_xD

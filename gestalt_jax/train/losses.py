@@ -37,7 +37,8 @@ def brain_loss(model: nn.Module) -> LossFn:
     [B, segments, K, D], when present, feeds each example's cross-attention."""
     def loss(params, batch, rng):
         logits, concept = model.apply({"params": params}, batch["enc"], batch["dec_in"], batch.get("memory"),
-                                      batch["enc_seg"], batch["dec_seg"], rngs={"dropout": rng})
+                                      batch["enc_seg"], batch["dec_seg"], batch.get("noise_scale", 1.0),
+                                      rngs={"dropout": rng})
         ce = weighted_ce(logits, batch["dec_tgt"], batch["dec_w"])
         exact = _teacher_forced_exact(logits, batch["dec_tgt"], batch["dec_w"], batch["dec_seg"], model.segments)
         return ce, dict(loss=ce, weight=_weight(batch["dec_w"]), concept=concept,

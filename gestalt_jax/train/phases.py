@@ -88,10 +88,14 @@ def layout(c: ml_collections.ConfigDict, name: str) -> packing.Layout:
     raise ValueError(f"unknown component {name!r}")
 
 
+def ramp(p: ml_collections.ConfigDict, frac: float, step):
+    """Linear from 0 to 1 over `frac` of the phase's steps, then 1 (at once when frac is 0)."""
+    return jnp.minimum(1.0, step / max(1, int(frac * p.steps))) if frac > 0 else jnp.float32(1.0)
+
+
 def noise_rate(p: ml_collections.ConfigDict, step):
     """PAD-denoising rate at `step`: linear from 0 to noise_max over noise_ramp_frac of the steps."""
-    ramp = max(1, int(p.noise_ramp_frac * p.steps))
-    return p.noise_max * jnp.minimum(1.0, step / ramp)
+    return p.noise_max * ramp(p, p.noise_ramp_frac, step)
 
 
 def brain_prepare(c: ml_collections.ConfigDict, with_memory: bool):
@@ -102,7 +106,8 @@ def brain_prepare(c: ml_collections.ConfigDict, with_memory: bool):
         dec = batch["dec_in"]
         real = (dec != byte_tok.PAD) & (dec != byte_tok.BOS) & (dec != byte_tok.EOS)
         hide = jax.random.bernoulli(noise_rng, noise_rate(c.sft, state.step), dec.shape) & real
-        batch = dict(batch, dec_in=jnp.where(hide, byte_tok.PAD, dec))
+        batch = dict(batch, dec_in=jnp.where(hide, byte_tok.PAD, dec),
+                     noise_scale=ramp(c.sft, c.sft.concept_noise_ramp_frac, state.step))
         if with_memory:  # K vectors for every slot of every packed row
             pool_PxD, count = state.extra["pool"], state.extra["count"]
             filled = jnp.maximum(jnp.minimum(count, pool_PxD.shape[0]), 1)

@@ -40,7 +40,9 @@ def init_state(params, optimizer: optax.GradientTransformation, rng: jax.Array, 
 
 
 def _micro(batch: dict, accum: int) -> dict:
-    return jax.tree.map(lambda x: x.reshape(accum, x.shape[0] // accum, *x.shape[1:]), batch)
+    """Rows split into `accum` micro-batches; a scalar (a schedule value) goes to each."""
+    return jax.tree.map(lambda x: x.reshape(accum, x.shape[0] // accum, *x.shape[1:]) if jnp.ndim(x)
+                        else jnp.broadcast_to(x, (accum,)), batch)
 
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, accum: int = 1,
