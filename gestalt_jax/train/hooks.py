@@ -63,9 +63,9 @@ class Run:
     train_iter: Any
     checkpoints: ckpt_lib.PhaseCheckpoints
     writer: MetricsWriter
-    validate: Callable[[Any], dict]             # params -> validation values
-    flops: float                                # FLOPs of one compiled train step
-    start: int
+    evaluate: Callable[[Any], dict]             # params -> validation values
+    start: int                                  # the step the phase (re)started at
+    flops: float = 0.0                          # FLOPs of one compiled train step
     best: float = math.inf
     best_step: int | None = None
     bad_evals: int = 0
@@ -88,7 +88,7 @@ class Run:
 
 
 def validation(run: Run, done: int) -> None:
-    run.values.update(run.validate(run.state.params))
+    run.values.update(run.evaluate(run.state.params))
     if not math.isfinite(run.values["val_loss"]):
         raise TrainingError(f"[{run.spec.name}] step {done}: validation loss is {run.values['val_loss']}")
 

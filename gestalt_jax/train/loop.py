@@ -109,8 +109,8 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
                     log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
             steps = CompiledSteps(c, spec, loss_fn, optimizer, shardings)
             eval_fn = compiled_eval(spec.name, eval_loss_fn, state.params, val_batches[0][0], mesh)
-            run = hooks.Run(c, spec, state, train_iter, checkpoints, writer,
-                            hooks.validator(eval_fn, val_batches, fit_batches, mesh, spec), 0.0, start,
+            run = hooks.Run(c, spec, state, train_iter, checkpoints, writer, start=start,
+                            evaluate=hooks.validator(eval_fn, val_batches, fit_batches, mesh, spec),
                             best=checkpoints.best_score(), best_step=checkpoints.best_step())
             _train(run, steps, mesh)
             if run.stop == "interrupted":
