@@ -57,14 +57,33 @@ def test_cached_equals_uncached_and_the_training_forward(brain_params, with_memo
     assert cached.shape == (len(PROMPTS), max_new)
     assert len({tuple(r) for r in cached}) > 1, "different prompts should condition different replies"
 
-    # Teacher-forcing BOS + the generated text through Brain.__call__ (rope_len = 1 + max_new, as
-    # in generation) must pick the same tokens at every position up to EOS.
+    # Teacher-forcing BOS + the generated text but its last token through Brain.__call__
+    # (rope_len = max_new, as in generation) must pick the same tokens at every position up to EOS.
     enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
-    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), cached], axis=1)
+    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), cached[:, :-1]], axis=1)
     logits_BxTxV, _ = jax.jit(brain.apply)({"params": params}, enc, jnp.asarray(dec_in), memory)
-    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))[:, :max_new]
+    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))
     keep = _until_eos(cached)
     np.testing.assert_array_equal(cached[keep], want[keep])
+
+
+def test_replies_up_to_the_training_length_use_the_training_rope(brain_params):
+    """A reply of dec_len tokens is decoded at the positions training saw, so it is the training
+    forward's argmax continuation, and the ranking scores it with the training forward's logits
+    (no YaRN scaling or attention temperature, which only apply beyond dec_len)."""
+    brain, params = brain_params
+    max_new = TIER.brain.dec_len
+    ids = generate(brain, params, PROMPTS, max_new, GREEDY)
+    enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
+    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), ids[:, :-1]], axis=1)  # dec_len long
+    logits_BxTxV, _ = jax.jit(brain.apply)({"params": params}, enc, jnp.asarray(dec_in))
+    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))
+    keep = _until_eos(ids)
+    np.testing.assert_array_equal(ids[keep], want[keep])
+    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits_BxTxV)), ids[..., None], axis=-1)[..., 0]
+    counted = keep & (ids != PAD)
+    want_score = [logp[b][counted[b]].mean() for b in range(len(PROMPTS))]
+    np.testing.assert_allclose(reply_log_likelihood(brain, params, enc, jnp.asarray(ids)), want_score, rtol=1e-5)
 
 
 def test_memory_changes_the_reply(brain_params):

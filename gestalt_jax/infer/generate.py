@@ -4,6 +4,9 @@ The cached path prefills the decoder's KV cache with [N prefix] + BOS in one cal
 feeds one token per step. The uncached path recomputes the whole [prefix] + BOS + text
 buffer every step; it exists to check the cached one and to measure what the cache buys.
 Both stop a row at EOS and the loop when every row has stopped or after max_new tokens.
+Both build RoPE for max_new text positions, the ones whose logits are read (BOS at 0 to the
+token before the last): a reply of up to dec_len tokens sees exactly the training forward's
+rotations, with no YaRN scaling or attention temperature (those apply beyond dec_len only).
 
 `generate_ranked` is sample-and-rank: the argmax reply and several sampled ones per prompt,
 of which it keeps the one the brain itself finds most likely (mean log-probability per token,
@@ -63,14 +66,14 @@ def _cached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, ma
     text_len = 1 + max_new  # BOS + every generated token: the cache's text capacity
     dec = LanguageDecoder(decoder.cfg, decoder.vocab, decode=True)
     # Initialising at the full length allocates the cache with room for N + 1 + max_new keys.
-    init = functools.partial(dec.init, rope_len=text_len)  # rope_len must stay a Python int
+    init = functools.partial(dec.init, rope_len=max_new)  # rope_len must stay a Python int
     shapes = jax.eval_shape(init, jax.random.key(0), jnp.zeros((B, text_len), jnp.int32),
                             prefix_BxNxD)["cache"]
     cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def run(cache, tokens_BxT, prefix, positions_BxT):
         logits_BxTxV, state = dec.apply({"params": dec_params, "cache": cache}, tokens_BxT, prefix,
-                                        memory_BxKxD, positions_BxT, rope_len=text_len, mutable=["cache"])
+                                        memory_BxKxD, positions_BxT, rope_len=max_new, mutable=["cache"])
         return state["cache"], logits_BxTxV[:, -1]
 
     bos_Bx1 = jnp.full((B, 1), BOS, jnp.int32)
@@ -86,14 +89,15 @@ def _cached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, ma
 def _uncached(decoder: LanguageDecoder, dec_params, prefix_BxNxD, memory_BxKxD, max_new: int):
     """A BOS + PAD text buffer and the logits after BOS, plus the full-recompute step.
 
-    The buffer always has the cache's text length, so RoPE/YaRN tables match the cached
-    path; causal masking keeps the PAD slots ahead of a query from affecting it.
+    The buffer has the cache's text length; causal masking keeps the PAD slots ahead of a
+    query from affecting it.
     """
     B = prefix_BxNxD.shape[0]
     buf_BxT = jnp.full((B, 1 + max_new), PAD, jnp.int32).at[:, 0].set(BOS)
 
     def logits_at(buf_BxT, t):
-        logits_BxTxV = decoder.apply({"params": dec_params}, buf_BxT, prefix_BxNxD, memory_BxKxD)
+        logits_BxTxV = decoder.apply({"params": dec_params}, buf_BxT, prefix_BxNxD, memory_BxKxD,
+                                     rope_len=max_new)
         return jax.lax.dynamic_index_in_dim(logits_BxTxV, t, axis=1, keepdims=False)
 
     def step(buf_BxT, token_B, t):
@@ -160,12 +164,12 @@ def generate_text(brain: Brain, params, prompts: Sequence[str], max_new: int,
 @functools.partial(jax.jit, static_argnames="brain")
 def reply_log_likelihood(brain: Brain, params, enc_ids_BxL, ids_BxM, memory_BxKxD=None):
     """Mean log-probability per token [B] (f32) of replies ids [B, M] (EOS, then PAD) to left-padded
-    byte prompts [B, L], teacher-forced on BOS + ids as the uncached path sees them; the tokens up to
-    and including EOS count, raw logits (no sampling penalty)."""
+    byte prompts [B, L], teacher-forced on BOS + ids[:, :-1] as generation of M tokens sees them; the
+    tokens up to and including EOS count, raw logits (no sampling penalty)."""
     prefix_BxNxD, memory_BxKxD, decoder = _conditioned(brain, params, enc_ids_BxL, memory_BxKxD)
-    buf_BxT = jnp.concatenate([jnp.full((ids_BxM.shape[0], 1), BOS, jnp.int32), ids_BxM], axis=1)
-    logits_BxTxV = decoder.apply({"params": params["decoder"]}, buf_BxT, prefix_BxNxD, memory_BxKxD)
-    logp_BxMxV = jax.nn.log_softmax(logits_BxTxV[:, :-1].astype(jnp.float32))
+    buf_BxM = jnp.concatenate([jnp.full((ids_BxM.shape[0], 1), BOS, jnp.int32), ids_BxM[:, :-1]], axis=1)
+    logits_BxMxV = decoder.apply({"params": params["decoder"]}, buf_BxM, prefix_BxNxD, memory_BxKxD)
+    logp_BxMxV = jax.nn.log_softmax(logits_BxMxV.astype(jnp.float32))
     logp_BxM = jnp.take_along_axis(logp_BxMxV, ids_BxM[..., None], axis=-1)[..., 0]
     eos_BxM = ids_BxM == EOS
     counted_BxM = (jnp.cumsum(eos_BxM, axis=1) - eos_BxM == 0) & (ids_BxM != PAD)
