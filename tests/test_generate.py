@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gestalt_jax import config
+from gestalt_jax.infer import compiles
 from gestalt_jax.infer import generate as generate_lib
 from gestalt_jax.infer.generate import (decode_loop, generate, generate_ranked, generate_text,
                                         reply_log_likelihood)
@@ -104,6 +105,16 @@ def test_sampled_generation_is_reproducible_and_cache_independent(brain_params):
     np.testing.assert_array_equal(a == PAD, ~_until_eos(a))  # PAD exactly after EOS
     with pytest.raises(ValueError, match="rng"):
         generate(brain, params, PROMPTS, 4, hot)
+
+
+def test_every_sampling_temperature_shares_one_compiled_generation(brain_params):
+    brain, params = brain_params
+    key = jax.random.key(5)
+    warm = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=0.5), rng=key)
+    with compiles.counted() as compiled:
+        hot = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=3.0), rng=key)
+    assert sum(compiled.values()) == 0, dict(compiled)
+    assert not np.array_equal(warm, hot)  # the temperature still counts
 
 
 def test_generate_text_decodes_each_row(brain_params):

@@ -33,11 +33,12 @@ from gestalt_jax.text.bytes import BOS, EOS, PAD
 StepFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
 
-def decode_loop(step: StepFn, state, logits_BxV, key, max_new: int, sampling: Sampling):
+def decode_loop(step: StepFn, state, logits_BxV, key, max_new: int, sampling: Sampling, temperature=None):
     """Generated ids [B, max_new] (EOS ends a row, PAD after it) and the number of steps run.
 
     logits_BxV predict token 0; `step` feeds each chosen token and returns the next logits.
-    The loop stops once every row has ended, so `steps` can be below max_new.
+    The loop stops once every row has ended, so `steps` can be below max_new. `temperature`
+    replaces sampling.temperature when given (see `sample`).
     """
     B = logits_BxV.shape[0]
 
@@ -48,7 +49,7 @@ def decode_loop(step: StepFn, state, logits_BxV, key, max_new: int, sampling: Sa
     def body(carry):
         t, out_BxM, done_B, state, logits_BxV, key = carry
         key, sub = jax.random.split(key)
-        token_B = jnp.where(done_B, PAD, sample(logits_BxV, out_BxM, t, sub, sampling))
+        token_B = jnp.where(done_B, PAD, sample(logits_BxV, out_BxM, t, sub, sampling, temperature))
         out_BxM = out_BxM.at[:, t].set(token_B)
         done_B = done_B | (token_B == EOS)
         state, logits_BxV = step(state, token_B, t)
@@ -117,17 +118,18 @@ def _conditioned(brain: Brain, params, enc_ids_BxL, memory_BxKxD):
 
 
 @functools.partial(jax.jit, static_argnames=("brain", "max_new", "sampling", "cached"))
-def generate_ids(brain: Brain, params, enc_ids_BxL, memory_BxKxD, key, *, max_new: int,
+def generate_ids(brain: Brain, params, enc_ids_BxL, memory_BxKxD, key, temperature, *, max_new: int,
                  sampling: Sampling, cached: bool):
     """Generated ids [B, max_new] (EOS, then PAD) for left-padded byte prompts [B, L].
 
     memory_BxKxD holds K raw concept vectors per row (None: no memory); `params` are the
-    Brain's parameters.
+    Brain's parameters; `temperature` (f32 scalar) is the sampling temperature, so that one
+    compiled program serves `sampling.compiled()` at every temperature.
     """
     prefix_BxNxD, memory_BxKxD, decoder = _conditioned(brain, params, enc_ids_BxL, memory_BxKxD)
     start = _cached if cached else _uncached
     state, logits_BxV, step = start(decoder, params["decoder"], prefix_BxNxD, memory_BxKxD, max_new)
-    return decode_loop(step, state, logits_BxV, key, max_new, sampling)[0]
+    return decode_loop(step, state, logits_BxV, key, max_new, sampling, temperature)[0]
 
 
 def generate(brain: Brain, params, prompts: Sequence[str], max_new: int, sampling: Sampling = Sampling(),
@@ -149,8 +151,8 @@ def generate(brain: Brain, params, prompts: Sequence[str], max_new: int, samplin
         memory_BxKxD = jnp.asarray(memory_BxKxD)
         if memory_BxKxD.shape[0] != len(prompts):
             raise ValueError(f"memory has {memory_BxKxD.shape[0]} rows for {len(prompts)} prompts")
-    ids = generate_ids(brain, params, enc_ids_BxL, memory_BxKxD, rng, max_new=max_new,
-                       sampling=sampling, cached=cached)
+    ids = generate_ids(brain, params, enc_ids_BxL, memory_BxKxD, rng, jnp.float32(sampling.temperature),
+                       max_new=max_new, sampling=sampling.compiled(), cached=cached)
     return np.asarray(ids)
 
 

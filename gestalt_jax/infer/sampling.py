@@ -33,6 +33,12 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature < GREEDY_BELOW
 
+    def compiled(self) -> Sampling:
+        """What a compiled decode depends on: these settings with the temperature set to 0 when
+        greedy, else 1. The temperature itself goes to `sample` as an array, so one compiled
+        program serves every sampling temperature."""
+        return dataclasses.replace(self, temperature=0.0 if self.greedy else 1.0)
+
 
 def repeated_ngram_tokens(history_BxT, lengths_B, n: int, vocab: int):
     """bool [B, V]: tokens that, appended to the first lengths_B ids of each row, would repeat
@@ -82,11 +88,12 @@ def _mask_pad(logits_BxV):
     return logits_BxV.at[:, PAD].set(-jnp.inf)
 
 
-def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling):
+def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling, temperature=None):
     """Next ids [B] (int32) from logits [B, V], given the ids generated so far.
 
     history_BxT holds each row's generated ids; only the first lengths_B (int or [B]) count
-    for the n-gram penalty. `key` is unused when s.greedy.
+    for the n-gram penalty. `key` is unused when s.greedy. `temperature` (a scalar, e.g. an f32
+    array) replaces s.temperature when given.
     """
     logits_BxV = logits_BxV.astype(jnp.float32)
     V = logits_BxV.shape[-1]
@@ -96,7 +103,7 @@ def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling):
     best_B = jnp.argmax(_mask_pad(logits_BxV), axis=-1).astype(jnp.int32)
     if s.greedy:
         return best_B
-    logits_BxV = logits_BxV / s.temperature
+    logits_BxV = logits_BxV / (s.temperature if temperature is None else temperature)
     if s.top_k >= 1:
         logits_BxV = _top_k(logits_BxV, min(s.top_k, V))
     if s.top_p < 1.0:
