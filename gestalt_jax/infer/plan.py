@@ -1,18 +1,17 @@
 """Plans for goals from a trained planner: FSM-constrained greedy decoding over the planner's KV cache.
 
-Goals are decoded `rows` at a time; a short last batch is filled with empty goals. Each batch's
-prompts are left-padded to one of a few bucketed lengths, so every prompt ends at the same cache
-slot: the padding gets a position no query reaches (attention never sees it) and RoPE positions
-count from each row's first token, as in training. The prefill holds every prompt token but the
-last; `plan_fsm.constrained_greedy` then feeds one token per step in one compiled loop. Every
-shape of that loop follows from the bucket alone (rows, padded prompt length, goal width, and
-max_new = the longest plan any prompt leaves room for), so a whole eval compiles it once per bucket.
+Goals are decoded `rows` at a time; a short last batch is filled with empty goals. Prompts are
+left-padded to the longest prompt the planner takes (max_len - MIN_NEW), so every prompt ends at
+the same cache slot: the padding gets a position no query reaches (attention never sees it) and
+RoPE positions count from each row's first token, as in training. The prefill holds every prompt
+token but the last; `plan_fsm.constrained_greedy` then feeds one token per step in one compiled
+loop. Every shape (rows, padded prompt, goal width, max_new = the budget of the shortest prompt)
+follows from the config alone, so a whole eval compiles the decode once.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 
 import jax
@@ -23,7 +22,6 @@ from gestalt_jax.infer import plan_fsm
 from gestalt_jax.model.planner import Planner
 from gestalt_jax.text import plan_vocab as pv
 
-BUCKETS = 4  # padded prompt lengths: the quarters of the longest prompt the planner takes
 NO_POSITION = np.iinfo(np.int32).max  # the position of left padding: past every query, so never seen
 
 
@@ -38,14 +36,6 @@ def visible_goal(goal: str, limit: int) -> str:
 def prompt_ids(goal: str, limit: int) -> list[int]:
     """encode_prompt(goal), keeping the goal's end when the prompt would exceed `limit` ids."""
     return pv.encode_prompt(visible_goal(goal, limit))
-
-
-def bucket(prompt_len: int, max_len: int) -> int:
-    """The padded prompt length for prompts of up to `prompt_len` ids: a multiple of a quarter of
-    the longest prompt (max_len - MIN_NEW), so at most BUCKETS lengths ever occur."""
-    limit = max_len - plan_fsm.MIN_NEW
-    step = math.ceil(limit / BUCKETS)
-    return min(limit, step * math.ceil(prompt_len / step))
 
 
 def _logits_fn(model: Planner, max_len: int):
@@ -79,11 +69,11 @@ def _decode_batch(model: Planner, params, prompt_BxP, lens_B, goal_BxG, guide, *
 
 
 def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequence[str | None]) -> np.ndarray:
-    """Plan ids [B, T] for one batch of goals, in the bucket of its longest prompt."""
-    visible = [visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+    """Plan ids [B, T] for one batch of goals."""
+    P = max_len - plan_fsm.MIN_NEW  # the longest prompt
+    visible = [visible_goal(g, P) for g in goals]
     prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
-    P = bucket(int(lens.max()), max_len)
     buf = np.full((len(goals), P), pv.PAD, np.int32)
     for b, p in enumerate(prompts):
         buf[b, P - len(p):] = p
