@@ -181,11 +181,11 @@ def reply_log_likelihood(brain: Brain, params, enc_ids_BxL, ids_BxM, memory_BxKx
 
 def generate_ranked(brain: Brain, params, prompts: Sequence[str], max_new: int, sampling: Sampling,
                     candidates: int, rng: jax.Array, memory_BxKxD=None,
-                    encode_len: int | None = None) -> np.ndarray:
+                    encode_len: int | None = None, greedy=None) -> np.ndarray:
     """Token ids [B, max_new] like `generate`: per prompt, of its argmax reply (no n-gram penalty,
     which would block the replies that repeat a 4-gram) and `candidates` replies sampled with
     `sampling`, the one with the highest `reply_log_likelihood` (the first of equals, so the argmax
-    reply wins a tie)."""
+    reply wins a tie). `greedy` [B, max_new]: the argmax replies, when the caller has them."""
     if candidates < 1:
         raise ValueError(f"candidates={candidates}: rank at least one sampled reply")
     if sampling.greedy:
@@ -196,9 +196,10 @@ def generate_ranked(brain: Brain, params, prompts: Sequence[str], max_new: int, 
     def each(rows, n):  # every row n times over, in order
         return None if rows is None else np.repeat(np.asarray(rows), n, axis=0)
 
-    argmax = dataclasses.replace(sampling, temperature=0.0, ngram=0)
-    greedy = generate(brain, params, prompts, max_new, argmax, memory_BxKxD=memory_BxKxD,
-                      encode_len=encode_len)
+    if greedy is None:
+        argmax = dataclasses.replace(sampling, temperature=0.0, ngram=0)
+        greedy = generate(brain, params, prompts, max_new, argmax, memory_BxKxD=memory_BxKxD,
+                          encode_len=encode_len)
     sampled = generate(brain, params, list(each(prompts, candidates)), max_new, sampling, rng,
                        memory_BxKxD=each(memory_BxKxD, candidates), encode_len=encode_len)
     ids_BxCxM = np.concatenate([greedy[:, None], sampled.reshape(B, candidates, max_new)], axis=1)
