@@ -48,7 +48,7 @@ from jax.experimental import multihost_utils
 
 from gestalt_jax.data import examples, pipeline
 from gestalt_jax.evals.chrf import corpus_chrf, sentence_chrf
-from gestalt_jax.infer.generate import generate, generate_ranked
+from gestalt_jax.infer.generate import generate_ranked, generate_scored
 from gestalt_jax.infer.sampling import Sampling
 from gestalt_jax.model.brain import Brain, build_brain
 from gestalt_jax.text import bpe
@@ -103,19 +103,22 @@ def _batches(n: int, c: ml_collections.ConfigDict, rows_each: int = 1):
 
 
 def reply_ids(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str], how: Sampling = ARGMAX,
-              rng: jax.Array | None = None) -> np.ndarray:
-    """Reply ids [len(prompts), dec_len] (EOS, then PAD), generated config.gen.batch_size at a time."""
-    out = [np.zeros((0, c.brain.dec_len), np.int32)]
+              rng: jax.Array | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reply ids [len(prompts), dec_len] (EOS, then PAD) and their scores [len(prompts)]
+    (generate_scored), generated config.gen.batch_size at a time."""
+    ids, scores = [np.zeros((0, c.brain.dec_len), np.int32)], [np.zeros((0,), np.float32)]
     for i, (idx, n) in enumerate(_batches(len(prompts), c)):
         key = None if rng is None else jax.random.fold_in(rng, i)
-        out.append(generate(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, key)[:n])
-    return np.concatenate(out)
+        chunk_ids, chunk_scores = generate_scored(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, key)
+        ids.append(chunk_ids[:n])
+        scores.append(chunk_scores[:n])
+    return np.concatenate(ids), np.concatenate(scores)
 
 
 def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, prompts: Sequence[str],
             how: Sampling = ARGMAX, rng: jax.Array | None = None) -> list[str]:
     """Decoded replies to `prompts` (max_new = dec_len), generated config.gen.batch_size at a time."""
-    return [decode(row) for row in reply_ids(c, brain, params, prompts, how, rng)]
+    return [decode(row) for row in reply_ids(c, brain, params, prompts, how, rng)[0]]
 
 
 def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
@@ -125,11 +128,11 @@ def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: D
     argmax candidates are generated a whole batch of prompts at a time, as `replies` does."""
     how = sampling(c, c.gen.rank_temperature)
     rng = jax.random.key(c.gen.seed)
-    greedy = reply_ids(c, brain, params, prompts)
+    greedy_ids, greedy_scores = reply_ids(c, brain, params, prompts)
     out = []
     for i, (idx, n) in enumerate(_batches(len(prompts), c, rows_each=c.gen.candidates + 1)):
         ids = generate_ranked(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, c.gen.candidates,
-                              jax.random.fold_in(rng, i), greedy=greedy[idx])
+                              jax.random.fold_in(rng, i), greedy=(greedy_ids[idx], greedy_scores[idx]))
         out += [decode(row) for row in ids[:n]]
     return out
 
