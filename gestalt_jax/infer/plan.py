@@ -92,7 +92,7 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
     intent: a tool's intent is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
     intents = [None] * len(goals) if intents is None else list(intents)
-    rows = rows or len(goals)
+    rows = rows or max(1, len(goals))
     out = []
     for i in range(0, len(goals), rows):
         chunk, wanted = goals[i : i + rows], intents[i : i + rows]
