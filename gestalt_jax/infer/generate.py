@@ -10,8 +10,9 @@ rotations, with no YaRN scaling or attention temperature (those apply beyond dec
 
 `generate_ranked` is sample-and-rank: the argmax reply and several sampled ones per prompt,
 of which it keeps the one the brain itself finds most likely (mean log-probability per token,
-which the decode loop sums as it goes; `reply_log_likelihood` computes it for given replies). An argmax reply to a prompt between two training prompts can switch
-from one memorised reply to the other mid-word; a whole reply scores higher than such a blend.
+which the decode loop sums as it goes; `reply_log_likelihood` computes it for given replies).
+An argmax reply to a prompt between two training prompts can switch from one memorised reply
+to the other mid-word; a whole reply scores higher than such a blend.
 """
 
 from __future__ import annotations
