@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from gestalt_jax import config
+from gestalt_jax.infer import compiles
 from gestalt_jax.infer import generate as generate_lib
-from gestalt_jax.infer.generate import (decode_loop, generate, generate_ranked, generate_text,
+from gestalt_jax.infer.generate import (decode_loop, generate, generate_ranked, generate_scored, generate_text,
                                         reply_log_likelihood)
 from gestalt_jax.infer.sampling import Sampling, repeated_ngram_tokens, sample
 from gestalt_jax.model.brain import build_brain
@@ -57,14 +58,33 @@ def test_cached_equals_uncached_and_the_training_forward(brain_params, with_memo
     assert cached.shape == (len(PROMPTS), max_new)
     assert len({tuple(r) for r in cached}) > 1, "different prompts should condition different replies"
 
-    # Teacher-forcing BOS + the generated text through Brain.__call__ (rope_len = 1 + max_new, as
-    # in generation) must pick the same tokens at every position up to EOS.
+    # Teacher-forcing BOS + the generated text but its last token through Brain.__call__
+    # (rope_len = max_new, as in generation) must pick the same tokens at every position up to EOS.
     enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
-    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), cached], axis=1)
+    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), cached[:, :-1]], axis=1)
     logits_BxTxV, _ = jax.jit(brain.apply)({"params": params}, enc, jnp.asarray(dec_in), memory)
-    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))[:, :max_new]
+    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))
     keep = _until_eos(cached)
     np.testing.assert_array_equal(cached[keep], want[keep])
+
+
+def test_replies_up_to_the_training_length_use_the_training_rope(brain_params):
+    """A reply of dec_len tokens is decoded at the positions training saw, so it is the training
+    forward's argmax continuation, and the ranking scores it with the training forward's logits
+    (no YaRN scaling or attention temperature, which only apply beyond dec_len)."""
+    brain, params = brain_params
+    max_new = TIER.brain.dec_len
+    ids = generate(brain, params, PROMPTS, max_new, GREEDY)
+    enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
+    dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), ids[:, :-1]], axis=1)  # dec_len long
+    logits_BxTxV, _ = jax.jit(brain.apply)({"params": params}, enc, jnp.asarray(dec_in))
+    want = np.asarray(jnp.argmax(logits_BxTxV.at[..., PAD].set(-jnp.inf), axis=-1))
+    keep = _until_eos(ids)
+    np.testing.assert_array_equal(ids[keep], want[keep])
+    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits_BxTxV)), ids[..., None], axis=-1)[..., 0]
+    counted = keep & (ids != PAD)
+    want_score = [logp[b][counted[b]].mean() for b in range(len(PROMPTS))]
+    np.testing.assert_allclose(reply_log_likelihood(brain, params, enc, jnp.asarray(ids)), want_score, rtol=1e-5)
 
 
 def test_memory_changes_the_reply(brain_params):
@@ -87,6 +107,16 @@ def test_sampled_generation_is_reproducible_and_cache_independent(brain_params):
         generate(brain, params, PROMPTS, 4, hot)
 
 
+def test_every_sampling_temperature_shares_one_compiled_generation(brain_params):
+    brain, params = brain_params
+    key = jax.random.key(5)
+    warm = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=0.5), rng=key)
+    with compiles.counted() as compiled:
+        hot = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=3.0), rng=key)
+    assert sum(compiled.values()) == 0, dict(compiled)
+    assert not np.array_equal(warm, hot)  # the temperature still counts
+
+
 def test_generate_text_decodes_each_row(brain_params):
     brain, params = brain_params
     ids = generate(brain, params, PROMPTS, MAX_NEW, GREEDY)
@@ -97,7 +127,8 @@ def test_generate_text_decodes_each_row(brain_params):
 def test_reply_log_likelihood_is_the_teacher_forced_mean_up_to_eos(brain_params):
     brain, params = brain_params
     memory = _memory()
-    ids = generate(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=1.0), rng=jax.random.key(3))
+    ids, scored = generate_scored(brain, params, PROMPTS, MAX_NEW, Sampling(temperature=1.0), rng=jax.random.key(3),
+                                  memory_BxKxD=memory)
     enc = jnp.asarray(byte_tok.encode_left(PROMPTS, brain.enc.train_len))
     got = np.asarray(reply_log_likelihood(brain, params, enc, jnp.asarray(ids), memory))
     dec_in = np.concatenate([np.full((len(PROMPTS), 1), byte_tok.BOS), ids], axis=1)
@@ -107,6 +138,7 @@ def test_reply_log_likelihood_is_the_teacher_forced_mean_up_to_eos(brain_params)
     keep = _until_eos(ids) & (ids != PAD)
     want = [token_logp[b][keep[b]].mean() for b in range(len(PROMPTS))]
     np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(scored, want, rtol=1e-5)  # what generation summed as it went
     # Row 0 ended at token 5: what follows its EOS does not count, whatever it is.
     ended = ids.copy()
     ended[0, 5], ended[0, 6:] = EOS, PAD
@@ -140,8 +172,8 @@ def test_generate_ranked_keeps_the_candidate_the_brain_finds_most_likely(brain_p
     crafted = np.zeros((len(PROMPTS), n + 1), np.float32)
     crafted[np.arange(len(PROMPTS)), (np.arange(len(PROMPTS)) + 1) % (n + 1)] = 1.0
     crafted[-1] = 0.0
-    with mock.patch.object(generate_lib, "reply_log_likelihood", return_value=crafted.reshape(-1)):
-        picked = generate_ranked(brain, params, PROMPTS, MAX_NEW, hot, n, key, memory)
+    with mock.patch.object(generate_lib, "generate_scored", return_value=(sampled, crafted[:, 1:].reshape(-1))):
+        picked = generate_ranked(brain, params, PROMPTS, MAX_NEW, hot, n, key, memory, greedy=(greedy, crafted[:, 0]))
     for b in range(len(PROMPTS) - 1):
         np.testing.assert_array_equal(picked[b], candidates[b + 1][b])
     np.testing.assert_array_equal(picked[-1], greedy[-1])
@@ -167,7 +199,7 @@ def test_eos_ends_a_row_and_the_loop_stops_when_all_rows_ended():
         return decode_loop(step, jnp.int32(0), jax.nn.one_hot(script[:, 0], V) * 10.0,
                            jax.random.key(0), max_new, Sampling(ngram=0))
 
-    ids, steps = run()
+    ids, steps, _ = run()
     np.testing.assert_array_equal(ids[0], [7, 7, EOS] + [PAD] * 7)
     np.testing.assert_array_equal(ids[1], [9, 9, 9, 9, EOS] + [PAD] * 5)
     assert int(steps) == 5

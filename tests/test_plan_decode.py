@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gestalt_jax import config as config_lib
+from gestalt_jax.infer import compiles
 from gestalt_jax.infer import plan as plan_lib
 from gestalt_jax.infer import plan_fsm
 from gestalt_jax.model.planner import build_planner
@@ -24,7 +25,8 @@ def test_batched_plans_match_step_by_step_constrained_argmax():
     # The last goal leaves 7 plan tokens; that budget is its own, not the batch's.
     goals = ["run the tests", "find where parse_config is defined and open that file", "hi",
              "so, " * 33 + "open a.md"]
-    plans = plan_lib.plan(model, params, goals, c.planner.max_len)
+    # Three at a time: two batches, the second filled up with empty goals.
+    plans = plan_lib.plan(model, params, goals, c.planner.max_len, rows=3)
     assert len(plans) == 4 and all(1 <= len(p["steps"]) for p in plans)
     # The same decode, one goal at a time, one full forward per token, in plain Python.
     forward = jax.jit(lambda p, ids: model.apply({"params": p}, ids))
@@ -72,3 +74,16 @@ def test_plans_follow_the_given_intents():
     assert len(guided[1]["steps"]) >= 2
     assert [s["tool"] for s in guided[2]["steps"]] == ["TALK"]
     assert guided[3] == free[3]  # no intent: the planner alone
+
+
+def test_batches_of_any_goals_compile_once():
+    c, model, params = _planner()
+    first_goals = ["hi", "run the tests", "read a.md"]
+    # Other prompt lengths, goal widths and budgets (one goal longer than the planner's window).
+    other_goals = ["find where parse_config is defined and open that file", "so, " * 40 + "open b.md"]
+    with compiles.counted() as first:
+        plan_lib.plan(model, params, first_goals, c.planner.max_len, rows=2)  # the second batch is filled up
+    with compiles.counted() as again:
+        plans = plan_lib.plan(model, params, other_goals, c.planner.max_len, rows=2)
+    assert sum(first.values()) >= 1 and sum(again.values()) == 0, dict(again)
+    assert all(p["steps"] for p in plans)

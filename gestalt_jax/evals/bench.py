@@ -60,14 +60,11 @@ def predict(c: ml_collections.ConfigDict, planner_params, policy_params,
     predicted = policy_lib.predict(policy, policy_params, goals, c.policy.max_len, batch_size)
     intents = [p["intent"] if c.planner.follow_intent else None for p in predicted]
     plans = []
-    for i in range(0, len(goals), batch_size):
-        rows = plan_lib.decode(planner, planner_params, goals[i : i + batch_size], c.planner.max_len,
-                               intents[i : i + batch_size])
-        for row in rows:
-            try:
-                plans.append(plan_fsm.parse(row))
-            except ValueError:
-                plans.append(None)
+    for row in plan_lib.decode(planner, planner_params, goals, c.planner.max_len, intents, batch_size):
+        try:
+            plans.append(plan_fsm.parse(row))
+        except ValueError:
+            plans.append(None)
     return plans, predicted
 
 

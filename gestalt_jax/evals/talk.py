@@ -48,7 +48,7 @@ from jax.experimental import multihost_utils
 
 from gestalt_jax.data import examples, pipeline
 from gestalt_jax.evals.chrf import corpus_chrf, sentence_chrf
-from gestalt_jax.infer.generate import generate_ranked, generate_text
+from gestalt_jax.infer.generate import generate_ranked, generate_scored
 from gestalt_jax.infer.sampling import Sampling
 from gestalt_jax.model.brain import Brain, build_brain
 from gestalt_jax.text import bpe
@@ -92,35 +92,47 @@ def sampling(c: ml_collections.ConfigDict, temperature: float | None = None) -> 
                     top_p=g.top_p, ngram=g.ngram, ngram_penalty=g.ngram_penalty)
 
 
-def _batches(items: Sequence, c: ml_collections.ConfigDict, rows_each: int = 1):
-    """(chunk, real rows) of at most config.gen.batch_size rows, `rows_each` per item; the last
-    chunk repeats its final item up to the common size, so one compiled program serves every chunk."""
-    size = max(1, min(c.gen.batch_size // rows_each, len(items)))
-    for i in range(0, len(items), size):
-        chunk = list(items[i:i + size])
-        yield chunk + [chunk[-1]] * (size - len(chunk)), len(chunk)
+def _batches(n: int, c: ml_collections.ConfigDict, rows_each: int = 1):
+    """(indices, real rows) of at most config.gen.batch_size rows, `rows_each` per item, over n
+    items; the last batch repeats its final index up to the common size, so one compiled program
+    serves every batch."""
+    size = max(1, min(c.gen.batch_size // rows_each, n))
+    for i in range(0, n, size):
+        idx = list(range(i, min(i + size, n)))
+        yield idx + [idx[-1]] * (size - len(idx)), len(idx)
+
+
+def reply_ids(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str], how: Sampling = ARGMAX,
+              rng: jax.Array | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reply ids [len(prompts), dec_len] (EOS, then PAD) and their scores [len(prompts)]
+    (generate_scored), generated config.gen.batch_size at a time."""
+    ids, scores = [np.zeros((0, c.brain.dec_len), np.int32)], [np.zeros((0,), np.float32)]
+    for i, (idx, n) in enumerate(_batches(len(prompts), c)):
+        key = None if rng is None else jax.random.fold_in(rng, i)
+        chunk_ids, chunk_scores = generate_scored(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, key)
+        ids.append(chunk_ids[:n])
+        scores.append(chunk_scores[:n])
+    return np.concatenate(ids), np.concatenate(scores)
 
 
 def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, prompts: Sequence[str],
             how: Sampling = ARGMAX, rng: jax.Array | None = None) -> list[str]:
     """Decoded replies to `prompts` (max_new = dec_len), generated config.gen.batch_size at a time."""
-    out = []
-    for i, (chunk, n) in enumerate(_batches(prompts, c)):
-        key = None if rng is None else jax.random.fold_in(rng, i)
-        out += generate_text(brain, params, chunk, c.brain.dec_len, decode, sampling=how, rng=key)[:n]
-    return out
+    return [decode(row) for row in reply_ids(c, brain, params, prompts, how, rng)[0]]
 
 
 def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
                    prompts: Sequence[str]) -> list[str]:
     """Sample-and-rank replies to `prompts` (config.gen.candidates sampled at rank_temperature with
-    config.gen's filters, plus the argmax one; seeded by config.gen.seed), max_new = dec_len."""
+    config.gen's filters, plus the argmax one; seeded by config.gen.seed), max_new = dec_len. The
+    argmax candidates are generated a whole batch of prompts at a time, as `replies` does."""
     how = sampling(c, c.gen.rank_temperature)
     rng = jax.random.key(c.gen.seed)
+    greedy_ids, greedy_scores = reply_ids(c, brain, params, prompts)
     out = []
-    for i, (chunk, n) in enumerate(_batches(prompts, c, rows_each=c.gen.candidates + 1)):
-        ids = generate_ranked(brain, params, chunk, c.brain.dec_len, how, c.gen.candidates,
-                              jax.random.fold_in(rng, i))
+    for i, (idx, n) in enumerate(_batches(len(prompts), c, rows_each=c.gen.candidates + 1)):
+        ids = generate_ranked(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, c.gen.candidates,
+                              jax.random.fold_in(rng, i), greedy=(greedy_ids[idx], greedy_scores[idx]))
         out += [decode(row) for row in ids[:n]]
     return out
 
@@ -133,8 +145,8 @@ def _encode(brain: Brain, params, enc_ids_BxL):
 def concepts(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str]) -> np.ndarray:
     """Concept vectors [len(prompts), D] (f32)."""
     out = []
-    for chunk, n in _batches(prompts, c):
-        enc_ids_BxL = byte_tok.encode_left(chunk, brain.enc.train_len)
+    for idx, n in _batches(len(prompts), c):
+        enc_ids_BxL = byte_tok.encode_left([prompts[j] for j in idx], brain.enc.train_len)
         out.append(np.asarray(_encode(brain, params, enc_ids_BxL), np.float32)[:n])
     return np.concatenate(out)
 

@@ -1,8 +1,12 @@
-"""Plans for goals from a trained planner: FSM-constrained greedy decoding in one compiled loop.
+"""Plans for goals from a trained planner: FSM-constrained greedy decoding over the planner's KV cache.
 
-Prompts are right-padded into one [B, max_len] buffer; each decode step runs the planner
-over the buffer and reads the logits at every row's own next position, so goals of any
-length share one batch and one compiled loop.
+Goals are decoded `rows` at a time; a short last batch is filled with empty goals. Prompts are
+left-padded to the longest prompt the planner takes (max_len - MIN_NEW), so every prompt ends at
+the same cache slot: the padding gets a position no query reaches (attention never sees it) and
+RoPE positions count from each row's first token, as in training. The prefill holds every prompt
+token but the last; `plan_fsm.constrained_greedy` then feeds one token per step in one compiled
+loop. Every shape (rows, padded prompt, goal width, max_new = the budget of the shortest prompt)
+follows from the config alone, so a whole eval compiles the decode once.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,50 +22,79 @@ from gestalt_jax.infer import plan_fsm
 from gestalt_jax.model.planner import Planner
 from gestalt_jax.text import plan_vocab as pv
 
+NO_POSITION = np.iinfo(np.int32).max  # the position of left padding: past every query, so never seen
+
 
 def prompt_ids(goal: str, limit: int) -> list[int]:
     """encode_prompt(goal), keeping the goal's end when the prompt would exceed `limit` ids."""
     return pv.encode_prompt(pv.visible_goal(goal, limit))
 
 
-@functools.lru_cache(maxsize=None)
-def _logits_fn(model: Planner):
-    """One function object per planner, so the compiled decode loop is reused."""
+def _logits_fn(model: Planner, max_len: int):
+    """Feeds each row its token at the row's next position; logits [B, V] of the token after it."""
     def logits_fn(carry, token_B, t):
-        params, buf_BxL, lens_B = carry
-        rows = jnp.arange(buf_BxL.shape[0])
-        pos_B = lens_B + t - 1  # the position whose logits predict plan token t
-        buf_BxL = jnp.where(t > 0, buf_BxL.at[rows, pos_B].set(token_B), buf_BxL)
-        logits_BxLxV = model.apply({"params": params}, buf_BxL)
-        return (params, buf_BxL, lens_B), logits_BxLxV[rows, pos_B]
+        params, cache, first_B = carry  # first_B: the position of the token fed at t = 0
+        logits_Bx1xV, state = model.apply({"params": params, "cache": cache}, token_B[:, None],
+                                          (first_B + t)[:, None], rope_len=max_len, mutable=["cache"])
+        return (params, state["cache"], first_B), logits_Bx1xV[:, 0]
     return logits_fn
 
 
-def decode(model: Planner, params, goals: list[str], max_len: int,
-           intents: Sequence[str | None] | None = None) -> np.ndarray:
-    """Plan ids [B, T] (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted
-    argument a span of the (visible) goal. With `intents` (one per goal, e.g. the policy's;
-    None for a goal left to the planner), each plan follows its goal's intent: a tool's intent
-    is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
-    visible = [pv.visible_goal(g, max_len - plan_fsm.MIN_NEW) for g in goals]
+@functools.partial(jax.jit, static_argnames=("model", "max_len", "max_new"))
+def _decode_batch(model: Planner, params, prompt_BxP, lens_B, goal_BxG, guide, *, max_len: int, max_new: int):
+    """Plan ids [B, max_new] for left-padded prompts [B, P] of lens_B ids (P >= 2)."""
+    B, P = prompt_BxP.shape
+    decoder = model.clone(decode=True)
+    # Every prompt ends at slot P - 1, its last token fed at t = 0; plan token t is fed at P + t.
+    S = P - 1 + max_new
+    # The initial cache is not all zeros (no copy source is -1, the prompt starts open); the
+    # parameters init also computes are dropped by the compiler.
+    cache = decoder.init(jax.random.key(0), jnp.zeros((B, S), jnp.int32), rope_len=max_len)["cache"]
+    valid_BxP = jnp.arange(P)[None, :] >= (P - lens_B)[:, None]
+    positions_BxP = jnp.where(valid_BxP, jnp.cumsum(valid_BxP, axis=1) - 1, NO_POSITION)
+    _, state = decoder.apply({"params": params, "cache": cache}, prompt_BxP[:, :-1], positions_BxP[:, :-1],
+                             rope_len=max_len, mutable=["cache"])
+    carry = (params, state["cache"], lens_B - 1)
+    budget_B = max_len - lens_B  # a long goal in the batch does not shorten the others' plans
+    return plan_fsm.constrained_greedy(_logits_fn(decoder, max_len), carry, prompt_BxP[:, -1], max_new,
+                                       goal_BxG, budget_B, guide)
+
+
+def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequence[str | None]) -> np.ndarray:
+    """Plan ids [B, T] for one batch of goals."""
+    P = max_len - plan_fsm.MIN_NEW  # the longest prompt
+    visible = [pv.visible_goal(g, P) for g in goals]
     prompts = [pv.encode_prompt(g) for g in visible]
     lens = np.array([len(p) for p in prompts], np.int32)
-    buf = np.full((len(goals), max_len), pv.PAD, np.int32)
+    buf = np.full((len(goals), P), pv.PAD, np.int32)
     for b, p in enumerate(prompts):
-        buf[b, : len(p)] = p
-    # Each row may fill the buffer after its own prompt: a long goal in the batch does not
-    # shorten the others' plans.
-    budget = max_len - lens
-    carry = (params, jnp.asarray(buf), jnp.asarray(lens))
-    last = jnp.asarray(buf[np.arange(len(goals)), lens - 1])
-    goal_BxG = jnp.asarray(plan_fsm.goal_bytes(visible))
-    guide = None if intents is None else plan_fsm.guidance(intents)
-    return np.asarray(plan_fsm.constrained_greedy(_logits_fn(model), carry, last, int(budget.max()), goal_BxG,
-                                                  jnp.asarray(budget), guide))
+        buf[b, P - len(p):] = p
+    goal_BxG = np.full((len(goals), P), -1, np.int32)  # a goal's bytes are fewer than its prompt's ids
+    raw = plan_fsm.goal_bytes(visible)
+    goal_BxG[:, : raw.shape[1]] = raw
+    max_new = max_len - len(pv.encode_prompt(""))  # the budget of the shortest prompt
+    return np.asarray(_decode_batch(model, params, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
+                                    plan_fsm.guidance(intents), max_len=max_len, max_new=max_new))
+
+
+def decode(model: Planner, params, goals: list[str], max_len: int,
+           intents: Sequence[str | None] | None = None, rows: int | None = None) -> list[np.ndarray]:
+    """Plan ids (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted argument a span
+    of the (visible) goal, `rows` goals at a time (default: all at once). With `intents` (one per
+    goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
+    intent: a tool's intent is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
+    intents = [None] * len(goals) if intents is None else list(intents)
+    rows = rows or max(1, len(goals))
+    out = []
+    for i in range(0, len(goals), rows):
+        chunk, wanted = goals[i : i + rows], intents[i : i + rows]
+        n = len(chunk)
+        out += list(_batch(model, params, chunk + [""] * (rows - n), max_len, wanted + [None] * (rows - n))[:n])
+    return out
 
 
 def plan(model: Planner, params, goals: list[str], max_len: int,
-         intents: Sequence[str | None] | None = None) -> list[dict]:
+         intents: Sequence[str | None] | None = None, rows: int | None = None) -> list[dict]:
     """Decoded plans ({"steps": [...], "think": ...}) for goals, following `intents` when given
     (see decode); every one parses by construction."""
-    return [plan_fsm.parse(row) for row in decode(model, params, goals, max_len, intents)]
+    return [plan_fsm.parse(row) for row in decode(model, params, goals, max_len, intents, rows)]

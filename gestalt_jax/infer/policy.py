@@ -45,11 +45,12 @@ def _heads(model: Policy, params, ids_BxL):
 
 
 def predict(model: Policy, params, goals: list[str], max_len: int, batch_size: int = 64) -> list[dict]:
-    """{"intent": INTENT, "steps": [{"tool", "args"}, ...]} for each goal."""
+    """{"intent": INTENT, "steps": [{"tool", "args"}, ...]} for each goal, batch_size at a time (a
+    short last batch is filled with empty goals, so every batch has one compiled shape)."""
     out = []
     for i in range(0, len(goals), batch_size):
         chunk = goals[i : i + batch_size]
-        ids_BxL = byte_tok.encode_left(chunk, max_len)
+        ids_BxL = byte_tok.encode_left(chunk + [""] * (batch_size - len(chunk)), max_len)
         heads = jax.device_get(_heads(model, params, jnp.asarray(ids_BxL)))
         out += [_read(heads, b, ids_BxL[b]) for b in range(len(chunk))]
     return out

@@ -33,6 +33,12 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature < GREEDY_BELOW
 
+    def compiled(self) -> Sampling:
+        """What a compiled decode depends on: these settings with the temperature set to 0 when
+        greedy, else 1. The temperature itself goes to `sample` as an array, so one compiled
+        program serves every sampling temperature."""
+        return dataclasses.replace(self, temperature=0.0 if self.greedy else 1.0)
+
 
 def repeated_ngram_tokens(history_BxT, lengths_B, n: int, vocab: int):
     """bool [B, V]: tokens that, appended to the first lengths_B ids of each row, would repeat
@@ -63,14 +69,17 @@ def _penalise(logits_BxV, hit_BxV, factor: float):
     return jnp.where(hit_BxV, scaled_BxV, logits_BxV)
 
 
-def _top_k(logits_BxV, k: int):
-    kth_Bx1 = jax.lax.top_k(logits_BxV, k)[0][:, -1:]
-    return jnp.where(logits_BxV >= kth_Bx1, logits_BxV, -jnp.inf)
+def _top_k(logits_BxV, sorted_BxV, k: int):
+    """Keep the k most likely tokens (and any equal to the k-th): logits_BxV and its sorted copy
+    (largest first), both filtered."""
+    kth_Bx1 = sorted_BxV[:, k - 1:k]
+    return (jnp.where(logits_BxV >= kth_Bx1, logits_BxV, -jnp.inf),
+            jnp.where(sorted_BxV >= kth_Bx1, sorted_BxV, -jnp.inf))
 
 
-def _top_p(logits_BxV, p: float):
-    """Keep the smallest most-likely set whose probability reaches p (the top token always)."""
-    sorted_BxV = -jnp.sort(-logits_BxV, axis=-1)
+def _top_p(logits_BxV, sorted_BxV, p: float):
+    """Keep the smallest most-likely set whose probability reaches p (the top token always);
+    sorted_BxV is logits_BxV sorted, largest first."""
     probs_BxV = jax.nn.softmax(sorted_BxV, axis=-1)
     mass_before_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV
     kept_B = jnp.maximum(jnp.sum(mass_before_BxV < p, axis=-1), 1)
@@ -82,11 +91,12 @@ def _mask_pad(logits_BxV):
     return logits_BxV.at[:, PAD].set(-jnp.inf)
 
 
-def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling):
+def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling, temperature=None):
     """Next ids [B] (int32) from logits [B, V], given the ids generated so far.
 
     history_BxT holds each row's generated ids; only the first lengths_B (int or [B]) count
-    for the n-gram penalty. `key` is unused when s.greedy.
+    for the n-gram penalty. `key` is unused when s.greedy. `temperature` (a scalar, e.g. an f32
+    array) replaces s.temperature when given.
     """
     logits_BxV = logits_BxV.astype(jnp.float32)
     V = logits_BxV.shape[-1]
@@ -96,11 +106,13 @@ def sample(logits_BxV, history_BxT, lengths_B, key, s: Sampling):
     best_B = jnp.argmax(_mask_pad(logits_BxV), axis=-1).astype(jnp.int32)
     if s.greedy:
         return best_B
-    logits_BxV = logits_BxV / s.temperature
+    logits_BxV = logits_BxV / (s.temperature if temperature is None else temperature)
+    # One sort serves both filters: on CPU a sort of [B, V] costs about what lax.top_k does.
+    sorted_BxV = -jnp.sort(-logits_BxV, axis=-1)
     if s.top_k >= 1:
-        logits_BxV = _top_k(logits_BxV, min(s.top_k, V))
+        logits_BxV, sorted_BxV = _top_k(logits_BxV, sorted_BxV, min(s.top_k, V))
     if s.top_p < 1.0:
-        logits_BxV = _top_p(logits_BxV, s.top_p)
+        logits_BxV = _top_p(logits_BxV, sorted_BxV, s.top_p)
     logits_BxV = _mask_pad(logits_BxV)
     sampled_B = jax.random.categorical(key, logits_BxV, axis=-1).astype(jnp.int32)
     # PAD goes last, so a nucleus of PAD alone leaves nothing: take the best real token then.

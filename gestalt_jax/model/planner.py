@@ -88,34 +88,36 @@ class Planner(nn.Module):
         return nn.with_logical_constraint(logits_BxTxV, ("batch", "length", "vocab"))
 
     def _source_cache(self, byte_BxT, is_char_BxT, starts_BxT, initialised):
-        """Decoding: the source byte of every position so far (-1 where none), which of them each
-        new position may see, and where the new positions start. Whether a row is still in its
-        prompt carries over between calls."""
+        """Decoding: the source byte (-1 where none) of the last cfg.train_len positions before this
+        call, then of the new ones; which of them each new position may see; and where the new
+        positions start. Only that window is kept, not the whole KV cache's length: no prompt and
+        plan is longer than the training length, and the n-grams and the copy head, recomputed over
+        it at every step, then cost the same however long the cache is. Whether a row is still in
+        its prompt carries over between calls."""
         B, T = byte_BxT.shape
-        cs = self.variable("cache", "cached_copy_source", lambda: jnp.full((B, T), -1, jnp.int32))
+        W = self.cfg.train_len
+        cs = self.variable("cache", "cached_copy_source", lambda: jnp.full((B, W), -1, jnp.int32))
         open_ = self.variable("cache", "copy_in_prompt", lambda: jnp.ones((B,), bool))
-        index = self.variable("cache", "cached_copy_index", lambda: jnp.zeros((), jnp.int32))
         in_prompt_BxT = open_.value[:, None] & (jnp.cumsum(starts_BxT, axis=1) == 0)
         source_BxT = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1)
-        if not initialised:  # init call: allocate at the given (maximum) length only
+        if not initialised:  # init call: allocate only
             return source_BxT, jnp.tril(jnp.ones((T, T), bool))[None], 0
-        i, S = index.value, cs.value.shape[1]
-        cs.value = jax.lax.dynamic_update_slice(cs.value, source_BxT, (0, i))
+        source_BxS = jnp.concatenate([cs.value, source_BxT], axis=1)
+        cs.value = source_BxS[:, T:]
         open_.value = open_.value & ~jnp.any(starts_BxT, axis=1)
-        index.value = i + T
-        causal_TxS = jnp.arange(S)[None, :] <= (i + jnp.arange(T))[:, None]
-        return cs.value, causal_TxS[None], i
+        causal_TxS = jnp.arange(W + T)[None, :] <= (W + jnp.arange(T))[:, None]
+        return source_BxS, causal_TxS[None], W
 
     def _key_cache(self, k_BxTxD, initialised):
-        """Decoding: the copy keys of every position so far (written where _source_cache left its
-        index before this call)."""
+        """Decoding: the copy keys of the positions _source_cache returned (its window, then the
+        new ones)."""
         B, T, D = k_BxTxD.shape
-        ck = self.variable("cache", "cached_copy_key", jnp.zeros, (B, T, D), k_BxTxD.dtype)
+        ck = self.variable("cache", "cached_copy_key", jnp.zeros, (B, self.cfg.train_len, D), k_BxTxD.dtype)
         if not initialised:
             return k_BxTxD
-        i = self.get_variable("cache", "cached_copy_index") - T
-        ck.value = jax.lax.dynamic_update_slice(ck.value, k_BxTxD, (0, i, 0))
-        return ck.value
+        k_BxSxD = jnp.concatenate([ck.value, k_BxTxD], axis=1)
+        ck.value = k_BxSxD[:, T:]
+        return k_BxSxD
 
 
 def build_planner(c: ml_collections.ConfigDict, train: bool = False) -> Planner:
