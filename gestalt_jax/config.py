@@ -80,6 +80,9 @@ def base() -> ml_collections.ConfigDict:
     # XLA's persistent compilation cache ("" off): a later run, resume, eval or gallery that compiles
     # the same step loads it from here instead of compiling it again.
     c.compile_cache = "~/.cache/gestalt_jax/xla"
+    # Linux: commands run with glibc's malloc on transparent huge pages. On CPU a step's buffers are
+    # allocated afresh every step, and with 4 KB pages a third of the step went to page faults.
+    c.huge_pages = True
 
     c.tokenizer = ml_collections.ConfigDict(dict(
         bpe_merges=200,           # decoder vocabulary = 259 byte ids + merges
