@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gestalt_jax import config as config_lib
+from gestalt_jax import huge_pages
 
 COMMANDS = ("train", "eval", "gallery", "run", "serve", "check")
 
@@ -118,7 +117,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value
     if c.huge_pages:
-        _with_huge_pages()
+        huge_pages.rerun("gestalt_jax.main")
     import jax
     if c.compile_cache:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))
@@ -135,24 +134,6 @@ def main(argv: list[str]) -> int:
               f"{', '.join(HANDLERS)}", file=sys.stderr)
         return 2
     return HANDLERS[command](c, workdir)
-
-
-HUGE_PAGES = "glibc.malloc.hugetlb=1"
-
-
-def _with_huge_pages() -> None:
-    """Run this command again, same process, with glibc's malloc asking the kernel for transparent
-    huge pages (config.huge_pages; Linux with glibc only). On CPU, XLA allocates every step's
-    buffers afresh; with 4 KB pages the kernel faulted in and zeroed about 57,000 pages a step, and
-    a small-tier brain step took 186 ms instead of 116 (BENCHMARKS.md). glibc reads the setting
-    only when a process starts, hence the exec."""
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or HUGE_PAGES in tunables:
-        return
-    env = dict(os.environ, GLIBC_TUNABLES=":".join(filter(None, [tunables, HUGE_PAGES])))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "gestalt_jax.main", *sys.argv[1:]], env)
 
 
 def run() -> None:

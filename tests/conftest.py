@@ -1,4 +1,4 @@
-"""Every test process, and every `gestalt` subprocess a test starts (through the tier's default
+"""Every test process, and every `gestalt` subprocess a test starts (through the tiers' default
 config.compile_cache), shares one persistent XLA compilation cache: a step the suite already
 compiled loads from it."""
 

@@ -60,3 +60,26 @@ def test_train_resuming_a_checkpoint_that_does_not_fit_says_where_in_one_line(tm
     errors = [line for line in r.stderr.splitlines() if line.startswith("gestalt train:")]
     assert errors == [f"gestalt train: {tmp_path}/checkpoints/sft does not fit this config: "
                       "config.brain.d_model=32 (trained with 64)"], r.stderr[-3000:]
+
+
+def test_commands_rerun_themselves_on_huge_pages(monkeypatch):
+    """On Linux with glibc, a command execs itself again with glibc's malloc on transparent huge
+    pages (the same command line, the rest of the environment kept), and only once."""
+    from gestalt_jax import huge_pages
+    calls = []
+    monkeypatch.setattr(huge_pages.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr(huge_pages.sys, "argv", ["/venv/bin/gestalt", "train", "--config=configs/test.py"])
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+    monkeypatch.setattr(huge_pages.sys, "platform", "linux")
+    monkeypatch.setattr(huge_pages.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    huge_pages.rerun("gestalt_jax.main")
+    (path, argv, env), = calls
+    assert path == sys.executable and argv == [sys.executable, "-m", "gestalt_jax.main", "train",
+                                               "--config=configs/test.py"]
+    assert env["GLIBC_TUNABLES"] == "glibc.pthread.rseq=0:glibc.malloc.hugetlb=1" and env["PATH"]
+    monkeypatch.setenv("GLIBC_TUNABLES", env["GLIBC_TUNABLES"])  # the re-run: no second exec
+    huge_pages.rerun("gestalt_jax.main")
+    monkeypatch.setattr(huge_pages.platform, "libc_ver", lambda: ("", ""))  # musl, macOS: nothing to do
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    huge_pages.rerun("gestalt_jax.main")
+    assert len(calls) == 1

@@ -40,6 +40,8 @@ def local_batch_size(batch_size: int, process_count: int) -> int:
     return batch_size // process_count
 
 
+PREFETCH = 2  # packed batches made ahead of the step that takes them
+
 # augment(record, rng) -> record: a per-draw rewrite (data/augment.py), seeded by the draw's index.
 Augment = Callable[[object, np.random.Generator], object]
 
@@ -99,9 +101,11 @@ def train_iterator(sources: Sequence[tuple[Sequence, float]], example_fn: Callab
     local = local_batch_size(rows, process_count)
     stream = example_stream(sources, example_fn, seed, process_index, process_count, augment)
     # Records are in memory and encoding takes microseconds: grain's advice for that case is
-    # no reader threads (they only contend for the GIL).
+    # no reader threads (they only contend for the GIL). One thread packs the next batches while
+    # the device computes (its state is that of the batches handed out, so resume is exact).
     options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-    return iter(packing.PackIterDataset(stream.to_iter_dataset(options), layout, local))
+    packed = packing.PackIterDataset(stream.to_iter_dataset(options), layout, local)
+    return iter(grain.experimental.ThreadPrefetchIterDataset(packed, prefetch_buffer_size=PREFETCH))
 
 
 def eval_batches(records: Sequence, example_fn: Callable[[object], dict], layout: packing.Layout, rows: int,
