@@ -18,7 +18,7 @@ def get_config():
     # The brain is kept for reproducing its training replies. With concept noise 1.0 and the
     # paraphrases, AdamW at 1e-3 reproduced 39% of the 256-pair sample after 2500 steps of 12 rows,
     # at 2e-3 80%; Muon for the hidden matrices 97% at step 2000 (BENCHMARKS.md).
-    c.sft.update(optimizer="muon", steps=1500, patience=40)
+    c.sft.update(optimizer="muon", lr=1e-3, steps=1500, patience=40)
     c.planner_sft.update(steps=1200, lr=2e-3)
     c.policy_sft.update(steps=2000, lr=2e-3, patience=10)
     # The talk metrics reply to every training prompt of the built-in corpus (596 after the val
