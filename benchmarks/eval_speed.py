@@ -44,6 +44,8 @@ def _children_cpu() -> float:
 
 def main(argv):
     del argv
+    from gestalt_jax import huge_pages
+    huge_pages.rerun()  # timed as `gestalt` runs (config.huge_pages)
     code, workdir, out = Path(_CODE.value), Path(_WORKDIR.value), Path(_OUT.value)
     env = dict(os.environ, PYTHONPATH=str(code), JAX_LOG_COMPILES="1")
     cmd = [sys.executable, "-m", "gestalt_jax.main", _COMMAND.value, f"--config={code / _CONFIG.value}",

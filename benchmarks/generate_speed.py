@@ -28,6 +28,8 @@ PROMPTS = ["what is a mutex?", "hi", "please list the files in src and read main
 
 def main(argv):
     del argv
+    from gestalt_jax import huge_pages
+    huge_pages.rerun()  # timed as `gestalt` runs (config.huge_pages)
     logging.set_verbosity(logging.WARNING)  # backend INFO lines would break up the table
     import flax.linen as nn
     import jax

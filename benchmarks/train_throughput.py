@@ -30,6 +30,8 @@ _PADDED_ROWS = flags.DEFINE_integer("padded_rows", 32, "Examples a step in the p
 
 def main(argv):
     del argv
+    from gestalt_jax import huge_pages
+    huge_pages.rerun()  # timed as `gestalt` runs (config.huge_pages)
     logging.set_verbosity(logging.WARNING)  # checkpoint and backend INFO lines would bury the table
     if _FAKE.value:
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={_FAKE.value}"

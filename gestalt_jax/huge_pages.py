@@ -15,9 +15,10 @@ import sys
 TUNABLE = "glibc.malloc.hugetlb=1"
 
 
-def rerun(module: str) -> None:
-    """Exec `python -m <module> <this process's arguments>` again, same process id, with the
-    tunable added to the environment; return at once where it is set already or where the C
+def rerun() -> None:
+    """Exec this process's command line (`sys.orig_argv`: the interpreter's own options, then
+    `-m module`, a script or a console script, then the arguments) again, same process id, with
+    the tunable added to the environment; return at once where it is set already or where the C
     library is not glibc on Linux (then nothing changes)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or TUNABLE in tunables:
@@ -25,4 +26,4 @@ def rerun(module: str) -> None:
     env = dict(os.environ, GLIBC_TUNABLES=":".join(filter(None, [tunables, TUNABLE])))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

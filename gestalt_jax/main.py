@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value
     if c.huge_pages:
-        huge_pages.rerun("gestalt_jax.main")
+        huge_pages.rerun()
     import jax
     if c.compile_cache:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))

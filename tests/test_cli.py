@@ -68,18 +68,18 @@ def test_commands_rerun_themselves_on_huge_pages(monkeypatch):
     from gestalt_jax import huge_pages
     calls = []
     monkeypatch.setattr(huge_pages.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
-    monkeypatch.setattr(huge_pages.sys, "argv", ["/venv/bin/gestalt", "train", "--config=configs/test.py"])
+    command = ["python3", "-X", "utf8", "-m", "gestalt_jax.main", "train", "--config=configs/test.py"]
+    monkeypatch.setattr(huge_pages.sys, "orig_argv", command)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
     monkeypatch.setattr(huge_pages.sys, "platform", "linux")
     monkeypatch.setattr(huge_pages.platform, "libc_ver", lambda: ("glibc", "2.36"))
-    huge_pages.rerun("gestalt_jax.main")
+    huge_pages.rerun()
     (path, argv, env), = calls
-    assert path == sys.executable and argv == [sys.executable, "-m", "gestalt_jax.main", "train",
-                                               "--config=configs/test.py"]
+    assert path == sys.executable and argv == [sys.executable, *command[1:]]
     assert env["GLIBC_TUNABLES"] == "glibc.pthread.rseq=0:glibc.malloc.hugetlb=1" and env["PATH"]
     monkeypatch.setenv("GLIBC_TUNABLES", env["GLIBC_TUNABLES"])  # the re-run: no second exec
-    huge_pages.rerun("gestalt_jax.main")
+    huge_pages.rerun()
     monkeypatch.setattr(huge_pages.platform, "libc_ver", lambda: ("", ""))  # musl, macOS: nothing to do
     monkeypatch.delenv("GLIBC_TUNABLES")
-    huge_pages.rerun("gestalt_jax.main")
+    huge_pages.rerun()
     assert len(calls) == 1
