@@ -1,6 +1,7 @@
 """Behaviour of the Flax modules that users rely on (test tier sizes, CPU)."""
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -28,7 +29,12 @@ def brain_parts(cfg):
 
 
 def _init(module, *args):
-    return nn.meta.unbox(module.init(jax.random.key(0), *args)["params"])
+    return nn.meta.unbox(jax.jit(module.init)(jax.random.key(0), *args)["params"])
+
+
+def _run(module, *args, **kwargs):
+    """module.apply compiled whole (eager dispatch compiles and runs op by op: slower here)."""
+    return jax.jit(module.apply)(*args, **kwargs)
 
 
 def test_mean_pooling_ignores_left_padding(brain_parts):
@@ -37,9 +43,9 @@ def test_mean_pooling_ignores_left_padding(brain_parts):
     texts = ["hello world", "a much longer sentence that shifts every row's padding", "hi"]
     ids_long = jnp.asarray(byte_tok.encode_left(texts, 64))
     params = _init(model, ids_long)
-    concept_long = model.apply({"params": params}, ids_long)[1]
-    concept_short = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 16)))[1]
-    concept_alone = model.apply({"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 64)))[1]
+    concept_long = _run(model, {"params": params}, ids_long)[1]
+    concept_short = _run(model, {"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 16)))[1]
+    concept_alone = _run(model, {"params": params}, jnp.asarray(byte_tok.encode_left(texts[:1], 64)))[1]
     np.testing.assert_allclose(concept_long[0], concept_short[0], atol=1e-5)
     np.testing.assert_allclose(concept_long[0], concept_alone[0], atol=1e-5)
     assert not np.allclose(concept_long[0], concept_long[2], atol=1e-3)  # different text, different concept
@@ -64,8 +70,8 @@ def test_shifting_text_positions_leaves_prefix_states_unchanged(brain_parts):
     x = jax.random.normal(jax.random.key(1), (2, N + T, dec.d_model))
     pos = lambda shift: jnp.concatenate([jnp.full((2, N), -1), jnp.broadcast_to(jnp.arange(T) + shift, (2, T))], 1)
     params = _init(stack, x, pos(0))
-    out0 = stack.apply({"params": params}, x, pos(0))
-    out7 = stack.apply({"params": params}, x, pos(7))
+    out0 = _run(stack, {"params": params}, x, pos(0))
+    out7 = _run(stack, {"params": params}, x, pos(7))
     np.testing.assert_allclose(out0[:, :N], out7[:, :N], atol=1e-6)
     # Text queries see the unrotated prefix keys, so absolute text position does matter there.
     assert not np.allclose(out0[:, N:], out7[:, N:], atol=1e-4)
@@ -102,13 +108,18 @@ def test_stack_within_training_length_matches_plain_rope(brain_parts):
 def _decode_all(model_decode, params, tokens, first_extra, rope_len, positions_offset=0):
     """Prefill with the first token (plus extra args), then one token per step; logits [B, T, V]."""
     B, T = tokens.shape
-    cache = model_decode.init(jax.random.key(0), jnp.zeros_like(tokens), *first_extra, rope_len=rope_len)["cache"]
+    init = jax.jit(functools.partial(model_decode.init, rope_len=rope_len))
+    cache = init(jax.random.key(0), jnp.zeros_like(tokens), *first_extra)["cache"]
+
+    @jax.jit
+    def step(cache, token, extra, positions):
+        return model_decode.apply({"params": params, "cache": cache}, token, *extra, positions_BxT=positions,
+                                  rope_len=rope_len, mutable=["cache"])
+
     logits = []
     for t in range(T):
         extra = first_extra if t == 0 else tuple(None if i == 0 else a for i, a in enumerate(first_extra))
-        out, state = model_decode.apply({"params": params, "cache": cache}, tokens[:, t:t + 1], *extra,
-                                        positions_BxT=jnp.full((B, 1), t + positions_offset),
-                                        rope_len=rope_len, mutable=["cache"])
+        out, state = step(cache, tokens[:, t:t + 1], extra, jnp.full((B, 1), t + positions_offset))
         cache = state["cache"]
         logits.append(out[:, 0])
     return jnp.stack(logits, 1)
@@ -124,7 +135,7 @@ def test_kv_cache_decoder_matches_full_forward(brain_parts, train_len):
     memory = jax.random.normal(jax.random.key(5), (2, K, dec.d_model))
     full = LanguageDecoder(dec, V)
     params = _init(full, tokens, prefix, memory)
-    want = full.apply({"params": params}, tokens, prefix, memory)
+    want = _run(full, {"params": params}, tokens, prefix, memory)
     got = _decode_all(LanguageDecoder(dec, V, decode=True), params, tokens, (prefix, memory), rope_len=T)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
 
@@ -133,7 +144,7 @@ def test_kv_cache_planner_matches_full_forward(cfg):
     planner = build_planner(cfg)
     tokens = jax.random.randint(jax.random.key(6), (3, 12), 0, 300)
     params = _init(planner, tokens)
-    want = planner.apply({"params": params}, tokens)
+    want = _run(planner, {"params": params}, tokens)
     got = _decode_all(Planner(planner.cfg, planner.ngram_buckets, decode=True), params, tokens, (), rope_len=12)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
 
@@ -144,15 +155,15 @@ def test_cross_attention_contributes_nothing_without_memory(cfg):
     dec_in, _, _ = byte_tok.decoder_pair(["A lock.", "Hello."], cfg.brain.dec_len)
     memory = jax.random.normal(jax.random.key(7), (2, cfg.brain.mem_k, cfg.brain.d_model))
     params = _init(brain, enc, dec_in, memory)
-    with_cross, _ = brain.apply({"params": params}, enc, dec_in, None)
+    with_cross, _ = _run(brain, {"params": params}, enc, dec_in, None)
     no_cross = brain.clone(dec=dataclasses.replace(brain.dec, cross=False))
     stripped = jax.tree.map(lambda x: x, params)  # a copy whose dicts we may edit
     for block in stripped["decoder"]["stack"].values():
         if isinstance(block, dict):
             block.pop("cross", None), block.pop("cross_norm", None)
-    without, _ = no_cross.apply({"params": stripped}, enc, dec_in, None)
+    without, _ = _run(no_cross, {"params": stripped}, enc, dec_in, None)
     np.testing.assert_array_equal(with_cross, without)
-    with_memory, _ = brain.apply({"params": params}, enc, dec_in, memory)
+    with_memory, _ = _run(brain, {"params": params}, enc, dec_in, memory)
     assert not np.allclose(with_memory, with_cross, atol=1e-4)  # and memory, when given, is used
 
 
@@ -161,7 +172,7 @@ def test_decoder_logits_cover_text_positions_only(cfg):
     enc = jnp.asarray(byte_tok.encode_left(["x"], cfg.brain.enc_len))
     dec_in = jnp.asarray(byte_tok.encode_right(["abc"], 17))
     params = _init(brain, enc, dec_in)
-    logits, concept = brain.apply({"params": params}, enc, dec_in)
+    logits, concept = jax.eval_shape(brain.apply, {"params": params}, enc, dec_in)
     assert logits.shape == (1, 17, config_lib.decoder_vocab(cfg))
     assert concept.shape == (1, cfg.brain.d_model)
 

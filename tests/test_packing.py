@@ -88,14 +88,15 @@ def test_packed_brain_matches_each_example_alone():
     brain = build_brain(c)
     memory = jax.random.normal(jax.random.key(1), (4, c.sft.segments, c.brain.mem_k, c.brain.d_model))
     params = _params(brain, batch["enc"], batch["dec_in"], memory, batch["enc_seg"], batch["dec_seg"])
-    logits, concept = brain.apply({"params": params}, batch["enc"], batch["dec_in"], memory,
-                                  batch["enc_seg"], batch["dec_seg"])
+    apply = jax.jit(brain.apply)  # one compile per shape: eager dispatch compiles op by op
+    logits, concept = apply({"params": params}, batch["enc"], batch["dec_in"], memory,
+                            batch["enc_seg"], batch["dec_seg"])
     N = c.brain.n_prefix
     for i, pair in enumerate(pairs):
         alone = ex.talk_batch([pair], c.brain.enc_len, c.brain.dec_len)
         row, pos, slot = _where_in_row(batch["dec_seg"], index, i)
-        want_logits, want_concept = brain.apply({"params": params}, jnp.asarray(alone["enc"]),
-                                                jnp.asarray(alone["dec_in"]), memory[row:row + 1, slot])
+        want_logits, want_concept = apply({"params": params}, jnp.asarray(alone["enc"]),
+                                          jnp.asarray(alone["dec_in"]), memory[row:row + 1, slot])
         T = len(pos) - N  # the example's text positions, after its N concept slots
         np.testing.assert_allclose(concept[row, slot], want_concept[0], atol=2e-5)
         np.testing.assert_allclose(logits[row, pos[N:]], want_logits[0, :T], atol=2e-4)
@@ -107,11 +108,12 @@ def test_packed_planner_matches_each_example_alone():
     batch, index = _pack(c, "planner", goals)
     planner = build_planner(c)
     params = _params(planner, batch["inputs"], None, None, batch["plan_seg"])
-    logits = planner.apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"])
+    apply = jax.jit(planner.apply)
+    logits = apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"])
     for i, goal in enumerate(goals):
         alone = ex.planner_batch([goal], c.planner.max_len)
         row, pos, _ = _where_in_row(batch["plan_seg"], index, i)
-        want = planner.apply({"params": params}, jnp.asarray(alone["inputs"]))
+        want = apply({"params": params}, jnp.asarray(alone["inputs"]))
         np.testing.assert_allclose(logits[row, pos], want[0, :len(pos)], atol=2e-4)
 
 
@@ -122,11 +124,12 @@ def test_packed_policy_matches_each_example_alone():
     batch, index = _pack(c, "policy", goals)
     policy = build_policy(c)
     params = _params(policy, batch["ids"], batch["goal_seg"])
-    out = policy.apply({"params": params}, batch["ids"], batch["goal_seg"])
+    apply = jax.jit(policy.apply)
+    out = apply({"params": params}, batch["ids"], batch["goal_seg"])
     for i, goal in enumerate(goals):
         alone = ex.policy_batch([goal], c.policy.max_len)
         row, pos, slot = _where_in_row(batch["goal_seg"], index, i)
-        want = policy.apply({"params": params}, jnp.asarray(alone["ids"]))
+        want = apply({"params": params}, jnp.asarray(alone["ids"]))
         for head in ("intent", "actions", "arg_kind", "from_step", "pick"):
             np.testing.assert_allclose(out[head][row, slot], want[head][0], atol=2e-4, err_msg=head)
         L, shift = c.policy.max_len, c.policy.max_len - len(pos)  # alone: left-padded
@@ -146,6 +149,7 @@ def test_packed_loss_is_the_examples_weighted_mean(name):
         records = ex.load_goals(c.data.goals_file)[:6]
     batch, _ = _pack(c, name, records)
     model, loss_fn = losses.component(c, name, train=False)
+    loss_fn = jax.jit(loss_fn)
     params = _params(model, *losses.init_inputs(name, batch, c))
     loss, aux = loss_fn(params, batch, jax.random.key(0))
     each = [loss_fn(params, _pack_one(c, name, r), jax.random.key(0)) for r in records]
