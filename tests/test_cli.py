@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from gestalt_jax import config as config_lib
 from gestalt_jax import pipeline
 
@@ -14,6 +16,7 @@ def gestalt(*args, timeout=600):
                           text=True, timeout=timeout, cwd=config_lib.REPO_ROOT)
 
 
+@pytest.mark.long
 def test_check_passes_for_every_component_and_prints_the_table():
     r = gestalt("check", f"--config={TEST_CONFIG}")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -83,6 +83,7 @@ def _restore_here(path):
     return checkpointer.restore(path, target)
 
 
+@pytest.mark.long
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
     c = _tiny(steps=8, eval_every=4)
     assert any(memory_schedule(c, s) for s in range(8)) and not all(memory_schedule(c, s) for s in range(8))
@@ -128,6 +129,7 @@ def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
         assert math.isfinite(metrics["score"]), (step, metrics)
 
 
+@pytest.mark.long
 def test_train_command_end_to_end(tmp_path):
     args = [f"--config={REPO}/configs/test.py", f"--workdir={tmp_path}", "--config.sft.steps=6",
             "--config.planner_sft.steps=6", "--config.policy_sft.steps=6", "--config.sft.eval_every=3",
@@ -178,6 +180,7 @@ MESH_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.long
 def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     r = subprocess.run([sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, timeout=900,
@@ -200,6 +203,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long
 def test_two_processes_train_and_checkpoint(tmp_path):
     port = _free_port()
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
@@ -280,6 +284,7 @@ def test_eta_of_a_resumed_phase_follows_the_steps_run_since_it_resumed(monkeypat
     assert metrics.progress("brain", 100, 1000, {}, started=990.0, start_step=0).endswith("eta 1m30s")
 
 
+@pytest.mark.long
 def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
     c = _tiny(steps=4, eval_every=2)
     c.planner_sft.update(steps=4, eval_every=2)
