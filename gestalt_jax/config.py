@@ -175,6 +175,28 @@ def base() -> ml_collections.ConfigDict:
         rank_temperature=0.7,
     ))
 
+    c.agent = ml_collections.ConfigDict(dict(
+        # Subprocess tools (RUN_TESTS, CHECK_BUILD, FIX_TESTS, PATCH_DRY_RUN, LEAN_SUITE, EVAL, TRAIN)
+        timeout_s=300.0,          # wall time before the command's whole process tree is killed
+        kill_grace_s=2.0,         # between SIGTERM and SIGKILL
+        output_max_bytes=1 << 20,  # output kept per command: the first and last halves of this
+        bubblewrap=True,          # run subprocess tools in bubblewrap where it works (False: never)
+        landlock=True,            # restrict their writes and TCP with Landlock where the kernel has it
+        # The workspace's own commands, as argv written as one string ("" detects them from its
+        # files: pytest, cargo, npm, go, make); split like a shell would, never run by one.
+        test_command="",
+        build_command="",
+        # Python tools
+        read_max_bytes=256 << 10,  # READ_FILE reads at most this much of a file
+        read_max_lines=200,       # and returns at most this many lines
+        search_max_hits=200,      # SEARCH keeps this many hits (and counts the rest)
+        list_max_files=2000,      # LIST_FILES keeps this many paths (and counts the rest)
+        excerpt_chars=2000,       # raw output shown in a result
+        memory_file="memory.sqlite",  # MEMORY_ADD / MEMORY_SEARCH store, relative to the workdir
+        memory_max_hits=5,
+        meta_timeout_s=3600.0,    # EVAL and TRAIN (gestalt itself, only with --allow_meta)
+    ))
+
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
@@ -291,6 +313,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
          f"must hold at least one batch, config.sft.batch_size={c.sft.batch_size}")
     need(0 < c.data.val_frac < 1, "data.val_frac", "must lie in (0, 1)")
     need(0 <= c.data.goal_augment <= 1, "data.goal_augment", "must lie in [0, 1]")
+    for k in ("timeout_s", "kill_grace_s", "meta_timeout_s"):
+        need(c.agent[k] > 0, f"agent.{k}", "must be > 0")
+    for k in ("output_max_bytes", "read_max_bytes", "read_max_lines", "search_max_hits", "list_max_files",
+              "excerpt_chars", "memory_max_hits"):
+        need(c.agent[k] >= 1, f"agent.{k}", "must be >= 1")
+    need(bool(c.agent.memory_file), "agent.memory_file", "must name a file")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

@@ -27,7 +27,17 @@ _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from i
 _BENCH = flags.DEFINE_multi_string(
     "bench", [], "eval: a goals file in the bench format (datasets/goals/README.md); repeatable.")
 _JSON = flags.DEFINE_bool("json", False, "eval: end stdout with one line holding every score as JSON "
-                          "(goal benches by name, talk metrics under \"talk\").")
+                          "(goal benches by name, talk metrics under \"talk\"); run: print the run as "
+                          "one JSON object instead of the step-by-step report.")
+_PLAN = flags.DEFINE_string("plan", None, "run: execute this plan (a JSON file, or - for stdin): "
+                            '[{"tool": "SEARCH", "args": {"pattern": "x"}}, {"tool": "READ_FILE", '
+                            '"args": {"path": {"from": 1, "pick": 1}}}].')
+_WORKSPACE = flags.DEFINE_string("workspace", ".", "run: the directory the tools work in; nothing outside it "
+                                 "is read, written or run.")
+_ALLOW_WRITES = flags.DEFINE_bool("allow_writes", False, "run: let tools and the commands they start write "
+                                  "to the workspace (off: it is read-only to them).")
+_ALLOW_META = flags.DEFINE_bool("allow_meta", False, "run: allow EVAL and TRAIN (gestalt itself, in a "
+                                "subprocess writing to --workdir).")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "Multi-process: host:port of process 0; with --num_processes and --process_id.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes.")
@@ -103,16 +113,50 @@ def _gallery(c, workdir: str) -> int:
     return 0
 
 
-HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery}
+def _run(c, workdir: str, goal: str = "") -> int:
+    """`gestalt run --plan=FILE [goal]`: the plan's steps through the sandboxed tools."""
+    import json
+
+    from gestalt_jax.agent import executor
+    from gestalt_jax.agent.sandbox import Sandbox
+    from gestalt_jax.agent.tools.base import Context
+    if not _PLAN.value:
+        print("gestalt run: give --plan=FILE.json (or --plan=- for stdin); planning a typed goal with the "
+              "trained planner is not part of this version", file=sys.stderr)
+        return 2
+    source = "<stdin>" if _PLAN.value == "-" else _PLAN.value
+    try:
+        text = sys.stdin.read() if _PLAN.value == "-" else Path(_PLAN.value).read_text(encoding="utf-8")
+        steps = executor.parse_plan(text, source)
+        sandbox = Sandbox(_WORKSPACE.value, c.agent, allow_writes=_ALLOW_WRITES.value, allow_meta=_ALLOW_META.value)
+    except (OSError, UnicodeDecodeError, executor.PlanError) as e:
+        print(f"gestalt run: {e}", file=sys.stderr)
+        return 2
+    ctx = Context(sandbox, c, Path(workdir), goal=goal, config_file=flags.FLAGS["config"].config_filename)
+    if not _JSON.value:
+        for line in sandbox.missing():
+            print(f"[run] {line}; the other layers still apply")
+    show = None if _JSON.value else (lambda i, args, r: print(executor.describe(i, len(steps), args, r), flush=True))
+    done = executor.run_plan(ctx, steps, show)
+    out = executor.report(ctx, steps, done)
+    if _JSON.value:
+        print(json.dumps(out, ensure_ascii=False))
+    elif not out["ok"]:
+        print(f"[run] stopped at step {out['stopped_at']} of {len(steps)}: {done[-1][1].summary}")
+    return 0 if out["ok"] else 1
+
+
+HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery, "run": _run}
 
 
 def main(argv: list[str]) -> int:
     if not flags.FLAGS["verbosity"].present:  # library INFO chatter hides progress; --verbosity=0 shows it
         logging.set_verbosity(logging.WARNING)
     args = argv[1:]
-    if len(args) > 1:
-        raise app.UsageError(f"expected one command, got {' '.join(args)!r}; commands: {', '.join(COMMANDS)}")
     command = args[0] if args else "train"
+    if len(args) > (2 if command == "run" else 1):
+        raise app.UsageError(f"expected one command, got {' '.join(args)!r}; commands: {', '.join(COMMANDS)}"
+                             + ("; run takes one goal: quote it" if command == "run" else ""))
     if command not in COMMANDS:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value
@@ -133,7 +177,7 @@ def main(argv: list[str]) -> int:
         print(f"gestalt {command}: not built yet in this version; available: "
               f"{', '.join(HANDLERS)}", file=sys.stderr)
         return 2
-    return HANDLERS[command](c, workdir)
+    return HANDLERS[command](c, workdir, *args[1:])
 
 
 def run() -> None:
