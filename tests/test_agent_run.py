@@ -160,3 +160,10 @@ def test_meta_tools_and_writes_need_the_users_consent(repo, tmp_path):
     executor.run_plan(_ctx(repo, tmp_path), [{"tool": "RUN_TESTS", "args": {}}, {"tool": "FIX_TESTS", "args": {}}])
     after = {p: p.stat().st_mtime_ns for p in repo.rglob("*") if ".git" not in p.parts}
     assert before == after  # nothing in the workspace was written: no caches, no bytecode, no edits
+
+
+def test_eval_runs_gestalt_itself_in_the_sandbox_when_allowed(repo, tmp_path):
+    (_, result), = executor.run_plan(_ctx(repo, tmp_path, allow_meta=True), [{"tool": "EVAL", "args": {}}])
+    # Nothing is trained in this workdir: the real `gestalt eval` ran and said so.
+    assert result.status == "failed"
+    assert f"no trained brain in {tmp_path / 'work' / 'checkpoints' / 'sft'}" in result.summary

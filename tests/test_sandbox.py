@@ -191,3 +191,24 @@ def test_missing_layers_are_named(ws):
                             "landlock layer missing: off (config.agent.landlock=False)"]
     done = sb.run([sys.executable, "-c", "print('still runs')"])
     assert done.ok and "still runs" in done.output
+
+
+def test_a_test_suite_cannot_write_outside_the_workspace_or_into_it(ws, layers):
+    if layers == "no-bubblewrap" and not LANDLOCK:
+        pytest.skip("without bubblewrap only Landlock stops writes outside the workspace; this kernel has none")
+    from gestalt_jax.agent.tools import build
+    from gestalt_jax.agent.tools.base import Context
+    escape = ws.parent / "outside" / "planted.txt"
+    (ws / "test_evil.py").write_text(
+        "import pathlib\n\n"
+        "def test_plants_files():\n"
+        f"    for p in ({str(escape)!r}, 'inside.txt', {str(ws / 'also_inside.txt')!r}):\n"
+        "        try:\n"
+        "            pathlib.Path(p).write_text('x')\n"
+        "        except OSError:\n"
+        "            pass\n")
+    sb = _sandbox(ws, layers)
+    result = build.run_tests(Context(sb, config_lib.base(), ws.parent / "work"), {})
+    assert result.data["passed"] == 1, result.excerpt
+    assert not escape.exists()
+    assert sorted(os.listdir(ws)) == ["test_evil.py"]

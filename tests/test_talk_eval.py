@@ -19,6 +19,7 @@ from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax import pipeline
 from gestalt_jax.train import losses, phases
+from gestalt_jax.train import mesh as mesh_lib
 
 REPO = config_lib.REPO_ROOT
 TEST_CONFIG = str(REPO / "configs" / "test.py")
@@ -200,3 +201,19 @@ def test_eval_command_on_a_brain_alone_prints_the_talk_metrics(trained):
     assert "| train_exact |" in r.stdout
     replies = (workdir / "eval" / "talk_replies.jsonl").read_text().splitlines()
     assert len(replies) == 2 * CAP
+
+
+def test_the_talk_tool_answers_the_goal_with_the_ranked_reply(trained, tmp_path):
+    from gestalt_jax.agent import executor
+    from gestalt_jax.agent.sandbox import Sandbox
+    from gestalt_jax.agent.tools.base import Context
+    c, workdir, _ = trained
+    goal = "hello there, how are you?"
+    ctx = Context(Sandbox(tmp_path, c.agent), c, workdir, goal=goal)
+    (_, result), = executor.run_plan(ctx, [{"tool": "TALK", "args": {}}])
+    params, tok, _ = talk.load(c, workdir, mesh_lib.make_mesh(c))
+    expected = talk.ranked_replies(c, build_brain(c), params, tok.decode, [goal])[0]
+    assert result.status == "ok" and result.summary == expected and result.items[0].text == expected
+    untrained = Context(Sandbox(tmp_path, c.agent), c, tmp_path / "nothing", goal=goal)
+    (_, missing), = executor.run_plan(untrained, [{"tool": "TALK", "args": {}}])
+    assert missing.status == "error" and "no trained brain" in missing.summary

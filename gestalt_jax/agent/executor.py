@@ -34,8 +34,6 @@ def parse_plan(text: str, source: str) -> list[dict]:
     if not isinstance(steps, list) or not steps:
         raise PlanError(f"{source}: expected a non-empty JSON list of steps "
                         '[{"tool": "SEARCH", "args": {"pattern": "..."}}, ...]')
-    if len(steps) > labels.MAX_STEPS:
-        raise PlanError(f"{source}: {len(steps)} steps; a plan has at most {labels.MAX_STEPS}")
     for i, step in enumerate(steps, 1):
         where = f"{source}: step {i}"
         if not isinstance(step, dict) or set(step) - {"tool", "args"} or "tool" not in step:
@@ -95,12 +93,10 @@ def describe(i: int, total: int, args: dict, result: Result) -> str:
     lines = [f"[{i}/{total}] {result.tool}{' ' + shown if shown else ''} -> {result.status}: {result.summary}"]
     for item in result.items[:SHOW_ITEMS]:
         place = f"{item.path}:{item.line}: " if item.path and item.line else ""
-        text = item.text if not place or item.text.startswith(item.path) else place + item.text
+        text = item.text if item.text.startswith(place) else place + item.text
         lines.append(f"    {len(lines)}. {text}")
     if len(result.items) > SHOW_ITEMS:
         lines.append(f"    ... {len(result.items) - SHOW_ITEMS} more (--json lists them all)")
-    for missing in result.data.get("sandbox_missing", []):
-        lines.append(f"    sandbox: {missing}")
     return "\n".join(lines)
 
 

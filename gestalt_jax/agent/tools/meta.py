@@ -35,6 +35,11 @@ def _gestalt(ctx: Context, command: str, *extra: str):
                            env={"PYTHONPATH": str(config_lib.REPO_ROOT)})
 
 
+def _last_line(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
 def _timed_out(tool: str, ctx: Context, done) -> Result:
     return Result(tool, ERROR, f"gestalt timed out after {done.seconds:.0f} s "
                   f"(config.agent.meta_timeout_s={ctx.agent.meta_timeout_s:g})", excerpt=ctx.excerpt(done.output))
@@ -53,7 +58,7 @@ def evaluate(ctx: Context, args: dict[str, str]) -> Result:
         except json.JSONDecodeError:
             scores = {}
     if not done.ok or not isinstance(scores, dict):
-        return Result("EVAL", FAILED, f"gestalt eval exited {done.returncode}",
+        return Result("EVAL", FAILED, f"gestalt eval exited {done.returncode}: {_last_line(done.output)}",
                       excerpt=ctx.excerpt(done.output), data=dict(returncode=done.returncode))
     items = []
     for bench, m in scores.items():
@@ -75,7 +80,8 @@ def train(ctx: Context, args: dict[str, str]) -> Result:
     summary = [line[len(_SUMMARY_PREFIX):].strip() for line in done.output.splitlines()
                if line.startswith(_SUMMARY_PREFIX)]
     status = OK if done.ok else FAILED
-    head = f"trained in {done.seconds:.0f} s" if done.ok else f"gestalt train exited {done.returncode}"
+    head = (f"trained in {done.seconds:.0f} s" if done.ok
+            else f"gestalt train exited {done.returncode}: {_last_line(done.output)}")
     return Result("TRAIN", status, head, [Item(s) for s in summary], ctx.excerpt(done.output),
                   dict(returncode=done.returncode, sandbox_missing=ctx.sandbox.missing()))
 
