@@ -27,21 +27,20 @@ def main(argv):
 
     from gestalt_jax.data import formats
     from gestalt_jax.evals import talk
-    from gestalt_jax.model.brain import build_brain
-    from gestalt_jax.train import mesh as mesh_lib
+    from gestalt_jax.infer import trained
 
     c = _CONFIG.value
     workdir = _WORKDIR.value or f"runs/{c.tier}"
-    params, _, _ = talk.load(c, workdir, mesh_lib.make_mesh(c))
-    params, brain = talk.host_params(params), build_brain(c)
+    brain = trained.load(c, workdir, "brain")
+    c = brain.config
     train = [p for pairs, _ in formats.load_talk(c.data.talk_files) for p in pairs]
     held = talk.held_out_records(c)
 
     def unit(x):
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
-    sim_HxN = unit(talk.concepts(c, brain, params, [h["prompt"] for h in held])) @ \
-        unit(talk.concepts(c, brain, params, [p["prompt"] for p in train])).T
+    sim_HxN = unit(brain.concepts([h["prompt"] for h in held])) @ \
+        unit(brain.concepts([p["prompt"] for p in train])).T
     responses = np.array([p["response"] for p in train], dtype=object)
     source = np.array([int(np.flatnonzero(responses == h["reference"])[0]) for h in held])
     rows = np.arange(len(held))

@@ -192,8 +192,12 @@ def base() -> ml_collections.ConfigDict:
         search_max_hits=200,      # SEARCH keeps this many hits (and counts the rest)
         list_max_files=2000,      # LIST_FILES keeps this many paths (and counts the rest)
         excerpt_chars=2000,       # raw output shown in a result
-        memory_file="memory.sqlite",  # MEMORY_ADD / MEMORY_SEARCH store, relative to the workdir
-        memory_max_hits=5,
+        # Episodic memory (agent/memory.py): one row per episode and per remembered fact
+        memory_file="memory.sqlite",  # relative to the workdir
+        memory_max_hits=5,        # episodes MEMORY_SEARCH (and retrieval for TALK) returns
+        memory_capacity=10000,    # episodes kept; beyond it the least used, then oldest, go
+        memory_merge_cosine=0.98,  # a new episode this close (concept cosine, same goal words) updates the old one
+        memory_rrf_k=60,          # reciprocal rank fusion of concept and keyword rankings: 1 / (k + rank)
         meta_timeout_s=3600.0,    # EVAL and TRAIN (gestalt itself, only with --allow_meta)
     ))
 
@@ -316,9 +320,10 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     for k in ("timeout_s", "kill_grace_s", "meta_timeout_s"):
         need(c.agent[k] > 0, f"agent.{k}", "must be > 0")
     for k in ("output_max_bytes", "read_max_bytes", "read_max_lines", "search_max_hits", "list_max_files",
-              "excerpt_chars", "memory_max_hits"):
+              "excerpt_chars", "memory_max_hits", "memory_capacity", "memory_rrf_k"):
         need(c.agent[k] >= 1, f"agent.{k}", "must be >= 1")
     need(bool(c.agent.memory_file), "agent.memory_file", "must name a file")
+    need(0 < c.agent.memory_merge_cosine <= 1, "agent.memory_merge_cosine", "must lie in (0, 1]")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

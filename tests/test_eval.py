@@ -84,8 +84,7 @@ def test_eval_command_on_a_user_bench_prints_json_last(trained, tmp_path):
     long = dict(PATH_GOAL, goal="so, about that thing we discussed earlier: " * 12 + PATH_GOAL["goal"])
     bench_file = _write(tmp_path / "user.jsonl", [IDENT_GOAL, wrong, long])
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
-                        f"--workdir={workdir}", f"--config.data.goals_file={c.data.goals_file}",
-                        f"--bench={bench_file}", "--json"], capture_output=True, text=True, timeout=600, cwd=REPO)
+                        f"--workdir={workdir}", f"--bench={bench_file}", "--json"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(scores) == {"train", "val", "held_out", "user"}
@@ -107,11 +106,15 @@ def test_eval_without_a_trained_model_names_the_directory(tmp_path):
     assert f"no trained planner in {tmp_path}/checkpoints/planner_sft" in r.stderr
 
 
-def test_eval_with_a_config_that_does_not_fit_the_checkpoint_names_it(trained):
+def test_eval_uses_the_config_saved_with_the_checkpoints(trained):
+    """Trained on its own goals file with its own steps: eval with the bare tier config scores the
+    same split and says which model setting from the command line it does not use."""
     c, workdir = trained
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
-                        f"--workdir={workdir}", f"--config.data.goals_file={c.data.goals_file}",
-                        "--config.planner.d_model=32"], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert f"{workdir}/checkpoints/planner_sft does not fit this config: config.planner.d_model=32 " \
-           "(trained with 64)" in r.stderr
+                        f"--workdir={workdir}", "--config.planner.d_model=32", "--json"],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (scores["train"]["n"], scores["val"]["n"]) == (18, 2)  # the fixture's 20 goals, not the built-in ones
+    assert scores["train"]["planner_actions_acc"] == 1.0
+    assert "config.planner.d_model=32 is not used: the trained planner has 64" in r.stdout + r.stderr

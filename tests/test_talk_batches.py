@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from gestalt_jax import config as config_lib
-from gestalt_jax.evals import talk
+from gestalt_jax.infer import replies
 from gestalt_jax.infer import compiles
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bytes as byte_tok
@@ -21,11 +21,11 @@ def test_ranked_replies_reuse_the_argmax_program_and_compile_one_sampler():
     dec, _, _ = byte_tok.decoder_pair(["y"], c.brain.dec_len)
     params = nn.meta.unbox(jax.jit(brain.init)(jax.random.key(0), enc, dec)["params"])
     prompts = PROMPTS * 2  # two batches of 8 rows, the second filled up
-    greedy = talk.replies(c, brain, params, byte_tok.decode, prompts)
+    greedy = replies.replies(c, brain, params, byte_tok.decode, prompts)
     with compiles.counted() as first:
-        ranked = talk.ranked_replies(c, brain, params, byte_tok.decode, prompts)
+        ranked = replies.ranked_replies(c, brain, params, byte_tok.decode, prompts)
     with compiles.counted() as again:
-        talk.ranked_replies(c, brain, params, byte_tok.decode, prompts[::-1] + prompts[:3])
+        replies.ranked_replies(c, brain, params, byte_tok.decode, prompts[::-1] + prompts[:3])
     # The argmax candidates come from the replies' own program; only the sampler is new.
     assert first["jit(generate_ids)"] == 1, dict(first)
     assert sum(again.values()) == 0, dict(again)

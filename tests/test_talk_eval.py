@@ -19,7 +19,7 @@ from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax import pipeline
 from gestalt_jax.train import losses, phases
-from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.infer import trained as trained_lib
 
 REPO = config_lib.REPO_ROOT
 TEST_CONFIG = str(REPO / "configs" / "test.py")
@@ -211,8 +211,7 @@ def test_the_talk_tool_answers_the_goal_with_the_ranked_reply(trained, tmp_path)
     goal = "hello there, how are you?"
     ctx = Context(Sandbox(tmp_path, c.agent), c, workdir, goal=goal)
     (_, result), = executor.run_plan(ctx, [{"tool": "TALK", "args": {}}])
-    params, tok, _ = talk.load(c, workdir, mesh_lib.make_mesh(c))
-    expected = talk.ranked_replies(c, build_brain(c), params, tok.decode, [goal])[0]
+    expected = trained_lib.load(c, workdir, "brain").ranked([goal])[0]
     assert result.status == "ok" and result.summary == expected and result.items[0].text == expected
     untrained = Context(Sandbox(tmp_path, c.agent), c, tmp_path / "nothing", goal=goal)
     (_, missing), = executor.run_plan(untrained, [{"tool": "TALK", "args": {}}])

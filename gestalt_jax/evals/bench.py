@@ -17,6 +17,7 @@ import ml_collections
 from gestalt_jax.data import examples
 from gestalt_jax.evals import goals as goal_scores
 from gestalt_jax.infer import plan as plan_lib
+from gestalt_jax.infer import trained
 from gestalt_jax.infer import plan_fsm
 from gestalt_jax.infer import policy as policy_lib
 from gestalt_jax.model.planner import build_planner
@@ -51,16 +52,16 @@ def user_benches(files: Sequence[str], taken: Sequence[str]) -> dict[str, list[d
     return out
 
 
-def predict(c: ml_collections.ConfigDict, planner_params, policy_params,
-            records: Sequence[dict], batch_size: int) -> tuple[list, list]:
+def predict(planner: trained.Trained, policy: trained.Trained, records: Sequence[dict],
+            batch_size: int) -> tuple[list, list]:
     """(plans, policy predictions) for records; a plan is None when its ids do not parse. With
     config.planner.follow_intent, each plan follows the policy's intent for its goal."""
     goals = [r["goal"] for r in records]
-    planner, policy = build_planner(c), build_policy(c)
-    predicted = policy_lib.predict(policy, policy_params, goals, c.policy.max_len, batch_size)
-    intents = [p["intent"] if c.planner.follow_intent else None for p in predicted]
+    pc, qc = planner.config, policy.config
+    predicted = policy_lib.predict(build_policy(qc), policy.params, goals, qc.policy.max_len, batch_size)
+    intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
     plans = []
-    for row in plan_lib.decode(planner, planner_params, goals, c.planner.max_len, intents, batch_size):
+    for row in plan_lib.decode(build_planner(pc), planner.params, goals, pc.planner.max_len, intents, batch_size):
         try:
             plans.append(plan_fsm.parse(row))
         except ValueError:
@@ -73,18 +74,18 @@ def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Seq
     """Scores per bench ({bench: metrics}); writes workdir/eval/goals.json and
     workdir/eval/failures_<bench>.jsonl, and prints a table and the first failures."""
     workdir = Path(workdir)
-    specs = {name: phases.goal_spec(c, name) for name in ("planner", "policy")}
-    benches = builtin_benches(c, specs["planner"]) if builtin else {}
-    benches.update(user_benches(bench_files, list(benches)))
     mesh = mesh_lib.make_mesh(c)
+    models = {name: trained.load(c, workdir, name, mesh) for name in ("planner", "policy")}
+    planner = models["planner"]
+    benches = builtin_benches(planner.config, planner.spec) if builtin else {}
+    benches.update(user_benches(bench_files, list(benches)))
     with mesh_lib.activate(mesh):
-        params = {name: loop.restore_best_params(c, spec, workdir, mesh) for name, spec in specs.items()}
         out_dir = workdir / "eval"
         out_dir.mkdir(parents=True, exist_ok=True)
         results = {}
         for name, records in benches.items():
             t = time.time()
-            plans, policy = predict(c, params["planner"], params["policy"], records, c.eval.batch_size)
+            plans, policy = predict(planner, models["policy"], records, c.eval.batch_size)
             metrics, failures = goal_scores.score(records, plans, policy)
             metrics["seconds"] = round(time.time() - t, 1)
             results[name] = metrics

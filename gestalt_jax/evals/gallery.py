@@ -4,7 +4,7 @@ Every prompt of config.gen.gallery_file gets a greedy reply (temperature 0 with 
 n-gram penalty: what a user gets by default at temperature 0); the first
 config.gen.gallery_sampled prompts of each category are also sampled at each of
 config.gen.gallery_temperatures, seeded by config.gen.seed. With config.gen.candidates > 0
-every prompt also gets a ranked reply (talk.ranked_replies: of the argmax reply and that many
+every prompt also gets a ranked reply (replies.ranked_replies: of the argmax reply and that many
 sampled, the one the brain finds most likely). Each prompt is marked `train`
 (a training prompt), `val` (in the seeded validation split) or `new`. For each of these
 groups the report says how many greedy (and ranked) replies are word for word a training
@@ -22,8 +22,8 @@ import ml_collections
 
 from gestalt_jax.data import examples
 from gestalt_jax.evals import talk
-from gestalt_jax.model.brain import Brain, build_brain
-from gestalt_jax.train import mesh as mesh_lib
+from gestalt_jax.infer import replies, trained
+from gestalt_jax.model.brain import Brain
 from gestalt_jax.train.metrics import log
 from gestalt_jax.train.phases import PhaseSpec
 
@@ -37,14 +37,14 @@ def seen_as(spec: PhaseSpec) -> dict[str, str]:
     return seen
 
 
-def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decode, records: list[dict],
+def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: replies.Decode, records: list[dict],
           seen: dict[str, str]) -> list[dict]:
     """One entry per gallery record: prompt, category, seen ("train", "val" or "new"), greedy reply,
     ranked reply (None when config.gen.candidates is 0) and sampled {temperature: reply} (empty for
     prompts that are not sampled)."""
     prompts = [r["prompt"] for r in records]
-    greedy = talk.replies(c, brain, params, decode, prompts, talk.sampling(c, 0.0))
-    ranked = (talk.ranked_replies(c, brain, params, decode, prompts) if c.gen.candidates
+    greedy = replies.replies(c, brain, params, decode, prompts, replies.sampling(c, 0.0))
+    ranked = (replies.ranked_replies(c, brain, params, decode, prompts) if c.gen.candidates
               else [None] * len(prompts))
     entries = [dict(prompt=p, category=r["category"], seen=seen.get(p, "new"), greedy=g, ranked=k,
                     sampled={}) for r, p, g, k in zip(records, prompts, greedy, ranked)]
@@ -57,8 +57,8 @@ def build(c: ml_collections.ConfigDict, brain: Brain, params, decode: talk.Decod
     if chosen:
         for j, t in enumerate(c.gen.gallery_temperatures):
             rng = jax.random.fold_in(jax.random.key(c.gen.seed), j)
-            how = talk.sampling(c, t)
-            said = talk.replies(c, brain, params, decode, [e["prompt"] for e in chosen], how, rng)
+            how = replies.sampling(c, t)
+            said = replies.replies(c, brain, params, decode, [e["prompt"] for e in chosen], how, rng)
             for e, s in zip(chosen, said):
                 e["sampled"][t] = s
     return entries
@@ -148,8 +148,9 @@ def run(c: ml_collections.ConfigDict, workdir: str | Path) -> Path:
     """Generate the gallery of the brain in workdir, write workdir/gallery.md, print it; returns its path."""
     workdir = Path(workdir)
     records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
-    params, tok, spec = talk.load(c, workdir, mesh_lib.make_mesh(c))
-    entries = build(c, build_brain(c), talk.host_params(params), tok.decode, records, seen_as(spec))
+    brain = trained.load(c, workdir, "brain")
+    c, spec = brain.config, brain.spec
+    entries = build(c, brain.module, brain.host_params, brain.decode, records, seen_as(spec))
     corpus = talk.training_responses(spec)
     summary = "Greedy replies against the training responses:\n\n" + voice(entries, corpus)
     if c.gen.candidates:

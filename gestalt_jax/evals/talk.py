@@ -34,33 +34,25 @@ training responses that repeat a 4-gram of BPE tokens. Replies get max_new = dec
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Collection, Sequence
 
 import jax
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
 from gestalt_jax.data import examples, pipeline
 from gestalt_jax.evals.chrf import corpus_chrf, sentence_chrf
-from gestalt_jax.infer.generate import generate_ranked, generate_scored
-from gestalt_jax.infer.sampling import Sampling
+from gestalt_jax.infer import trained as trained_lib
+from gestalt_jax.infer.replies import Decode, concepts, host_params, ranked_replies, replies
 from gestalt_jax.model.brain import Brain, build_brain
-from gestalt_jax.text import bpe
-from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.train import checkpoint as ckpt_lib
 from gestalt_jax.train import loop, losses, phases, validate
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.metrics import log
-
-ARGMAX = Sampling(temperature=0.0, ngram=0)
-Decode = Callable[[Sequence[int]], str]
 
 # metric -> what it means, in the order the table shows them.
 MEANING = {
@@ -83,72 +75,6 @@ MEANING = {
     "held_out_ranked_in_corpus": "ranked replies equal to some training response",
     "seconds": "time taken",
 }
-
-
-def sampling(c: ml_collections.ConfigDict, temperature: float | None = None) -> Sampling:
-    """config.gen's decoding settings, at `temperature` when given."""
-    g = c.gen
-    return Sampling(temperature=g.temperature if temperature is None else temperature, top_k=g.top_k,
-                    top_p=g.top_p, ngram=g.ngram, ngram_penalty=g.ngram_penalty)
-
-
-def _batches(n: int, c: ml_collections.ConfigDict, rows_each: int = 1):
-    """(indices, real rows) of at most config.gen.batch_size rows, `rows_each` per item, over n
-    items; the last batch repeats its final index up to the common size, so one compiled program
-    serves every batch."""
-    size = max(1, min(c.gen.batch_size // rows_each, n))
-    for i in range(0, n, size):
-        idx = list(range(i, min(i + size, n)))
-        yield idx + [idx[-1]] * (size - len(idx)), len(idx)
-
-
-def reply_ids(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str], how: Sampling = ARGMAX,
-              rng: jax.Array | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Reply ids [len(prompts), dec_len] (EOS, then PAD) and their scores [len(prompts)]
-    (generate_scored), generated config.gen.batch_size at a time."""
-    ids, scores = [np.zeros((0, c.brain.dec_len), np.int32)], [np.zeros((0,), np.float32)]
-    for i, (idx, n) in enumerate(_batches(len(prompts), c)):
-        key = None if rng is None else jax.random.fold_in(rng, i)
-        chunk_ids, chunk_scores = generate_scored(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, key)
-        ids.append(chunk_ids[:n])
-        scores.append(chunk_scores[:n])
-    return np.concatenate(ids), np.concatenate(scores)
-
-
-def replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode, prompts: Sequence[str],
-            how: Sampling = ARGMAX, rng: jax.Array | None = None) -> list[str]:
-    """Decoded replies to `prompts` (max_new = dec_len), generated config.gen.batch_size at a time."""
-    return [decode(row) for row in reply_ids(c, brain, params, prompts, how, rng)[0]]
-
-
-def ranked_replies(c: ml_collections.ConfigDict, brain: Brain, params, decode: Decode,
-                   prompts: Sequence[str]) -> list[str]:
-    """Sample-and-rank replies to `prompts` (config.gen.candidates sampled at rank_temperature with
-    config.gen's filters, plus the argmax one; seeded by config.gen.seed), max_new = dec_len. The
-    argmax candidates are generated a whole batch of prompts at a time, as `replies` does."""
-    how = sampling(c, c.gen.rank_temperature)
-    rng = jax.random.key(c.gen.seed)
-    greedy_ids, greedy_scores = reply_ids(c, brain, params, prompts)
-    out = []
-    for i, (idx, n) in enumerate(_batches(len(prompts), c, rows_each=c.gen.candidates + 1)):
-        ids = generate_ranked(brain, params, [prompts[j] for j in idx], c.brain.dec_len, how, c.gen.candidates,
-                              jax.random.fold_in(rng, i), greedy=(greedy_ids[idx], greedy_scores[idx]))
-        out += [decode(row) for row in ids[:n]]
-    return out
-
-
-@functools.partial(jax.jit, static_argnames="brain")
-def _encode(brain: Brain, params, enc_ids_BxL):
-    return brain.apply({"params": params}, enc_ids_BxL, method=Brain.encode)
-
-
-def concepts(c: ml_collections.ConfigDict, brain: Brain, params, prompts: Sequence[str]) -> np.ndarray:
-    """Concept vectors [len(prompts), D] (f32)."""
-    out = []
-    for idx, n in _batches(len(prompts), c):
-        enc_ids_BxL = byte_tok.encode_left([prompts[j] for j in idx], brain.enc.train_len)
-        out.append(np.asarray(_encode(brain, params, enc_ids_BxL), np.float32)[:n])
-    return np.concatenate(out)
 
 
 def training_prompts(spec: phases.PhaseSpec, cap: int, seed: int) -> list[tuple[str, frozenset[str]]]:
@@ -270,41 +196,12 @@ def measure(c: ml_collections.ConfigDict, params, decode: Decode, spec: phases.P
     return out, rows
 
 
-def host_params(params):
-    """Parameters generation can use outside the mesh. Generation is not sharded over processes:
-    with several, each runs it alone on a full copy (the same replies, so the same metrics)."""
-    if jax.process_count() == 1:
-        return params
-    return multihost_utils.process_allgather(params, tiled=True)
-
-
-def trained(workdir: str | Path) -> bool:
-    """Whether workdir holds a best brain checkpoint."""
-    return (Path(workdir) / "checkpoints" / "sft" / ckpt_lib.BEST).is_dir()
-
-
-def load(c: ml_collections.ConfigDict, workdir: str | Path, mesh):
-    """(params on `mesh`, tokenizer, brain PhaseSpec) of the trained brain in workdir.
-
-    FileNotFoundError naming the directory when there is no trained brain or no tokenizer.json.
-    """
-    workdir = Path(workdir)
-    if not trained(workdir):
-        raise FileNotFoundError(f"no trained brain in {workdir / 'checkpoints' / 'sft'}: run `gestalt train "
-                                f"--phases=tokenizer,brain` with this --config and --workdir first")
-    tok = bpe.load(workdir)
-    spec = phases.brain_spec(c, tok.encode)
-    with mesh_lib.activate(mesh):
-        return loop.restore_best_params(c, spec, workdir, mesh), tok, spec
-
-
 def evaluate(c: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
-    """Talk metrics of the brain in workdir; writes workdir/eval/talk.json and talk_replies.jsonl
-    and prints them as a table."""
+    """Talk metrics of the brain in workdir (with the config it was trained with; `c` gives the
+    inference settings); writes workdir/eval/talk.json and talk_replies.jsonl and prints them as a table."""
     workdir = Path(workdir)
-    mesh = mesh_lib.make_mesh(c)
-    params, tok, spec = load(c, workdir, mesh)
-    metrics, rows = measure(c, params, tok.decode, spec, mesh)
+    brain = trained_lib.load(c, workdir, "brain")
+    metrics, rows = measure(brain.config, brain.params, brain.decode, brain.spec, brain.mesh)
     out_dir = workdir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     loop.write_json(out_dir / "talk.json", metrics)
