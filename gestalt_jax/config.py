@@ -198,6 +198,9 @@ def base() -> ml_collections.ConfigDict:
         memory_capacity=10000,    # episodes kept; beyond it the least used, then oldest, go
         memory_merge_cosine=0.98,  # a new episode this close (concept cosine, same goal words) updates the old one
         memory_rrf_k=60,          # reciprocal rank fusion of concept and keyword rankings: 1 / (k + rank)
+        # the concept ranking keeps episodes at least this close: on the small tier, related goals
+        # measured 0.5-0.75 and unrelated ones 0.1-0.47 (cosine of the brain's concepts)
+        memory_min_cosine=0.5,
         meta_timeout_s=3600.0,    # EVAL and TRAIN (gestalt itself, only with --allow_meta)
     ))
 
@@ -324,6 +327,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(c.agent[k] >= 1, f"agent.{k}", "must be >= 1")
     need(bool(c.agent.memory_file), "agent.memory_file", "must name a file")
     need(0 < c.agent.memory_merge_cosine <= 1, "agent.memory_merge_cosine", "must lie in (0, 1]")
+    need(-1 <= c.agent.memory_min_cosine <= 1, "agent.memory_min_cosine", "must lie in [-1, 1]")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

@@ -1,6 +1,6 @@
 """The gestalt command line: one absl app, the command as the first positional argument.
 
-    gestalt [train|eval|gallery|run|serve|check] --config=configs/<tier>.py [--config.sft.lr=1e-4]
+    gestalt [train|eval|gallery|run|memory|serve|check] --config=configs/<tier>.py [--config.sft.lr=1e-4]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ml_collections import config_flags
 from gestalt_jax import config as config_lib
 from gestalt_jax import huge_pages
 
-COMMANDS = ("train", "eval", "gallery", "run", "serve", "check")
+COMMANDS = ("train", "eval", "gallery", "run", "memory", "serve", "check")
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(config_lib.REPO_ROOT / "configs" / "small.py"),
@@ -36,6 +36,7 @@ _WORKSPACE = flags.DEFINE_string("workspace", ".", "run: the directory the tools
                                  "is read, written or run.")
 _ALLOW_WRITES = flags.DEFINE_bool("allow_writes", False, "run: let tools and the commands they start write "
                                   "to the workspace (off: it is read-only to them).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "run: decide and print the plan for the goal without running it.")
 _ALLOW_META = flags.DEFINE_bool("allow_meta", False, "run: allow EVAL and TRAIN (gestalt itself, in a "
                                 "subprocess writing to --workdir).")
 _COORDINATOR = flags.DEFINE_string(
@@ -113,40 +114,28 @@ def _gallery(c, workdir: str) -> int:
     return 0
 
 
-def _run(c, workdir: str, goal: str = "") -> int:
-    """`gestalt run --plan=FILE [goal]`: the plan's steps through the sandboxed tools."""
-    import json
-
-    from gestalt_jax.agent import executor
-    from gestalt_jax.agent.sandbox import Sandbox
-    from gestalt_jax.agent.tools.base import Context
-    if not _PLAN.value:
-        print("gestalt run: give --plan=FILE.json (or --plan=- for stdin); planning a typed goal with the "
-              "trained planner is not part of this version", file=sys.stderr)
-        return 2
-    source = "<stdin>" if _PLAN.value == "-" else _PLAN.value
-    try:
-        text = sys.stdin.read() if _PLAN.value == "-" else Path(_PLAN.value).read_text(encoding="utf-8")
-        steps = executor.parse_plan(text, source)
-        sandbox = Sandbox(_WORKSPACE.value, c.agent, allow_writes=_ALLOW_WRITES.value, allow_meta=_ALLOW_META.value)
-    except (OSError, UnicodeDecodeError, executor.PlanError) as e:
-        print(f"gestalt run: {e}", file=sys.stderr)
-        return 2
-    ctx = Context(sandbox, c, Path(workdir), goal=goal, config_file=flags.FLAGS["config"].config_filename)
-    if not _JSON.value:
-        for line in sandbox.missing():
-            print(f"[run] {line}; the other layers still apply")
-    show = None if _JSON.value else (lambda i, args, r: print(executor.describe(i, len(steps), args, r), flush=True))
-    done = executor.run_plan(ctx, steps, show)
-    out = executor.report(ctx, steps, done)
-    if _JSON.value:
-        print(json.dumps(out, ensure_ascii=False))
-    elif not out["ok"]:
-        print(f"[run] stopped at step {out['stopped_at']} of {len(steps)}: {done[-1][1].summary}")
-    return 0 if out["ok"] else 1
+def _run(c, workdir: str, goal: str | None = None) -> int:
+    """`gestalt run --plan=FILE [goal]`, `gestalt run "<goal>"`, or the interactive session."""
+    from gestalt_jax.agent import cli
+    options = cli.Options(plan=_PLAN.value, workspace=_WORKSPACE.value, allow_writes=_ALLOW_WRITES.value,
+                          allow_meta=_ALLOW_META.value, json=_JSON.value, dry_run=_DRY_RUN.value,
+                          config_file=flags.FLAGS["config"].config_filename)
+    return cli.run(c, Path(workdir), goal, options)
 
 
-HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery, "run": _run}
+def _memory(c, workdir: str, *args: str) -> int:
+    """`gestalt memory list|search|forget`; search ranks by the trained brain's concepts too, when there is one."""
+    from gestalt_jax.agent import memory_cli
+    concept = None
+    if args[:1] == ("search",):
+        from gestalt_jax.infer import trained
+        if trained.is_trained(workdir, "brain"):
+            brain = trained.load(c, workdir, "brain")
+            concept = lambda text: (brain.concepts([text])[0], brain.identity)  # noqa: E731
+    return memory_cli.run(c, Path(workdir), list(args), concept)
+
+
+HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery, "run": _run, "memory": _memory}
 
 
 def main(argv: list[str]) -> int:
@@ -154,9 +143,11 @@ def main(argv: list[str]) -> int:
         logging.set_verbosity(logging.WARNING)
     args = argv[1:]
     command = args[0] if args else "train"
-    if len(args) > (2 if command == "run" else 1):
+    most = {"run": 2, "memory": 3}.get(command, 1)  # run "<goal>"; memory search "<text>"
+    if len(args) > most:
         raise app.UsageError(f"expected one command, got {' '.join(args)!r}; commands: {', '.join(COMMANDS)}"
-                             + ("; run takes one goal: quote it" if command == "run" else ""))
+                             + {"run": "; run takes one goal: quote it",
+                                "memory": "; memory search takes one text: quote it"}.get(command, ""))
     if command not in COMMANDS:
         raise app.UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     c = _CONFIG.value

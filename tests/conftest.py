@@ -1,10 +1,15 @@
 """Every test process, and every `gestalt` subprocess a test starts (through the tiers' default
 config.compile_cache), shares one persistent XLA compilation cache: a step the suite already
-compiled loads from it."""
+compiled loads from it. Tests that need a trained model share one (`trained_workdir`)."""
 
+import contextlib
+import fcntl
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
+import pytest
 
 from gestalt_jax import config as config_lib
 
@@ -15,3 +20,40 @@ def pytest_collection_modifyitems(items):
     """The tests marked long start first: the two workers (pytest-xdist) then share out the short
     ones at the end instead of one waiting on a long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+# `gestalt train` of the test tier, a few steps a phase: what the end-to-end train test checks and
+# what the agent's tests run goals with (the plans are not meant to be right, only real).
+TRAIN_ARGS = ["--config=configs/test.py", "--config.sft.steps=6", "--config.planner_sft.steps=6",
+              "--config.policy_sft.steps=6", "--config.sft.eval_every=3", "--config.planner_sft.eval_every=3",
+              "--config.policy_sft.eval_every=3",
+              "--config.debug.check_grads_every=2"]  # the in-step gradient check runs and passes
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory, worker_id) -> Path:
+    """One test-tier workdir trained by the real `gestalt train` command for the whole test run:
+    the xdist workers share it through a file lock (the first trains, the others wait for it).
+    The command's output is in workdir/train.log, its exit status in workdir/train.status."""
+    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    workdir = root / "trained_test_tier"
+    with _exclusive(root / "trained_test_tier.lock"):
+        if not (workdir / "train.status").exists():
+            workdir.mkdir(exist_ok=True)
+            r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN_ARGS, f"--workdir={workdir}"],
+                               capture_output=True, text=True, timeout=900, cwd=config_lib.REPO_ROOT)
+            (workdir / "train.log").write_text(r.stdout + r.stderr)
+            (workdir / "train.status").write_text(str(r.returncode))
+    if (workdir / "train.status").read_text() != "0":
+        pytest.fail(f"gestalt train of the shared test workdir failed:\n{(workdir / 'train.log').read_text()[-3000:]}")
+    return workdir

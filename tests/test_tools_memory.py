@@ -1,10 +1,12 @@
-"""The memory store on a real SQLite file, and MEMORY_ADD / MEMORY_SEARCH."""
+"""The memory store's keyword side and file on real SQLite files, and MEMORY_ADD / MEMORY_SEARCH
+(episodes, concepts and `gestalt memory`: test_memory.py)."""
 
 import sqlite3
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from gestalt_jax import config as config_lib
@@ -28,7 +30,9 @@ def ctx(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    s = memory.MemoryStore(tmp_path / "deep" / "dir" / "memory.sqlite")
+    a = config_lib.base().agent
+    s = memory.MemoryStore(tmp_path / "deep" / "dir" / "memory.sqlite", a.memory_capacity, a.memory_merge_cosine,
+                           a.memory_rrf_k)
     yield s
     s.close()
 
@@ -36,17 +40,17 @@ def store(tmp_path):
 def test_add_then_search_by_keyword(store):
     first = store.add("The build needs Rust 1.79 for let-else")
     other = store.add("Tests run with pytest -n 0 on two cores")
-    hits = store.search("which rust version", 5)
-    assert [(h.id, h.text) for h in hits] == [(first, "The build needs Rust 1.79 for let-else")]
+    hits = store.search("which rust version", k=5)
+    assert [(h.id, h.goal) for h in hits] == [(first, "The build needs Rust 1.79 for let-else")]
     assert hits[0].score > 0
-    assert [h.id for h in store.search("pytest", 5)] == [other]
-    assert [h.id for h in store.search("running", 5)] == [other]  # porter stemming: running ~ run
+    assert [h.id for h in store.search("pytest", k=5)] == [other]
+    assert [h.id for h in store.search("running", k=5)] == [other]  # porter stemming: running ~ run
 
 
 def test_search_ranks_by_bm25_and_caps_k(store):
     ids = [store.add(f"note {i} about cats") for i in range(4)]
     best = store.add("cats cats cats and dogs")
-    hits = store.search("cats dogs", 3)
+    hits = store.search("cats dogs", k=3)
     assert len(hits) == 3 and hits[0].id == best
     assert set(h.id for h in hits[1:]) <= set(ids)
 
@@ -60,26 +64,17 @@ def test_duplicates_are_not_added_again(store):
 @pytest.mark.parametrize("query", ['"foo AND (', "*", 'NEAR(a b', "x OR", "-", "^col:", "", '"""', "AND OR NOT"])
 def test_fts_hostile_queries_do_not_raise(store, query):
     store.add("foo bar and not baz")
-    hits = store.search(query, 5)
+    hits = store.search(query, k=5)
     assert isinstance(hits, list)
     if query == '"foo AND (':
-        assert [h.text for h in hits] == ["foo bar and not baz"]
+        assert [h.goal for h in hits] == ["foo bar and not baz"]
 
 
-def test_match_expression_quotes_every_word():
-    assert memory.match_expression('"foo AND (bar*') == '"foo" OR "and" OR "bar"'
+def test_match_expression_quotes_every_word_but_stopwords():
+    assert memory.match_expression('"foo AND (bar*') == '"foo" OR "bar"'
+    assert memory.match_expression("what did I say about the deploy key?") == '"deploy" OR "key"'
+    assert memory.match_expression("what is it") == '"what" OR "is" OR "it"'  # nothing else to search by
     assert memory.match_expression("* ( )") == ""
-
-
-def test_forget_removes_it_from_table_and_index(store):
-    fact = store.add("forget me soon")
-    kept = store.add("keep me around")
-    assert store.forget(fact) is True
-    assert store.forget(fact) is False
-    assert store.search("me", 5) == [(kept, "keep me around", store.search("me", 5)[0].score)]
-    assert [f.text for f in store.list(5)] == ["keep me around"]
-    with sqlite3.connect(store.path) as db:  # gone from the keyword index too, not only the table
-        assert db.execute("""SELECT rowid FROM facts_fts WHERE facts_fts MATCH '"forget"'""").fetchall() == []
 
 
 def test_store_is_a_wal_file_on_disk(store):
@@ -87,7 +82,8 @@ def test_store_is_a_wal_file_on_disk(store):
     assert store.path.is_file()
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT text FROM facts").fetchall() == [("on disk",)]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == memory.SCHEMA_VERSION
+        assert db.execute("SELECT goal, response FROM episodes").fetchall() == [("on disk", "")]
 
 
 WRITER = """
@@ -96,9 +92,9 @@ from gestalt_jax.agent.memory import MemoryStore
 path, name, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
 while not go.exists():  # both start together: creating the file and every write overlap
     time.sleep(0.001)
-store = MemoryStore(path)
+store = MemoryStore(path, 10000, 0.98, 60)
 for i in range(n):
-    store.add(f"fact {name} number {i}", source=name)
+    store.add(f"fact {name} number {i}", response=name)
 store.close()
 """
 
@@ -112,11 +108,11 @@ def test_two_processes_write_one_file_concurrently(tmp_path):
     go.touch()
     for w in writers:
         assert w.wait(timeout=60) == 0, w.stderr.read().decode()
-    store = memory.MemoryStore(path)
+    store = memory.MemoryStore(path, 10000, 0.98, 60)
     try:
-        texts = {f.text for f in store.list(1000)}
-        assert texts == {f"fact {name} number {i}" for name in ("alpha", "beta") for i in range(n)}
-        assert len(store.search("beta", 1000)) == n  # the index saw every row too
+        goals = {e.goal for e in store.list(1000)}
+        assert goals == {f"fact {name} number {i}" for name in ("alpha", "beta") for i in range(n)}
+        assert len(store.search("beta", k=1000)) == n  # the index saw every row too
     finally:
         store.close()
 
@@ -128,7 +124,11 @@ def test_memory_tools_keep_facts_in_the_workdir(ctx):
     assert added.items[0].text == "The CI uses Python 3.12"
     assert (ctx.workdir / ctx.agent.memory_file).is_file()
     assert not any(ctx.sandbox.root.iterdir())  # nothing written to the workspace
-    assert memory.store(ctx).list(5)[0].source == "fix the build"
+    fact = memory.store(ctx).get(fact_id)
+    assert (fact.goal, fact.response, fact.success, fact.concept, fact.brain) == (
+        "The CI uses Python 3.12", "The CI uses Python 3.12", True, None, None)
+    assert fact.plan == [{"tool": "MEMORY_ADD", "args": {"text": "The CI uses Python 3.12"}}]
+    assert memory_tools.memory_add(ctx, {"text": "The CI uses Python 3.12"}).data["id"] == fact_id
 
     found = memory_tools.memory_search(ctx, {"text": "which python?"})
     assert found.status == OK
@@ -150,3 +150,29 @@ def test_memory_tools_need_text(ctx):
         memory_tools.memory_add(ctx, {"text": "  "})
     with pytest.raises(ToolError, match="MEMORY_SEARCH needs a text"):
         memory_tools.memory_search(ctx, {})
+
+
+def test_memory_tools_use_the_concept_of_a_trained_brain(ctx):
+    vectors = {"the deploy key rotates on fridays": np.eye(8, dtype=np.float32)[0],
+               "when does my ssh credential change": np.array([1, .2, 0, 0, 0, 0, 0, 0], np.float32),
+               "run the tests with pytest": np.eye(8, dtype=np.float32)[1]}
+    ctx.services["concept"] = lambda text: (vectors[text], "brain-7")
+    fact_id = memory_tools.memory_add(ctx, {"text": "the deploy key rotates on fridays"}).data["id"]
+    memory_tools.memory_add(ctx, {"text": "run the tests with pytest"})
+    fact = memory.store(ctx).get(fact_id)
+    assert fact.brain == "brain-7"
+    np.testing.assert_array_equal(fact.concept, vectors["the deploy key rotates on fridays"])
+
+    found = memory_tools.memory_search(ctx, {"text": "when does my ssh credential change"})  # no word in common
+    assert found.data["ids"][0] == fact_id
+    assert found.items[0].text == "the deploy key rotates on fridays"
+    # The unrelated fact (cosine 0.2, below config.agent.memory_min_cosine) is not recalled.
+    assert found.summary == "1 thing remembered about 'when does my ssh credential change'"
+
+
+def test_memory_tools_say_which_file_they_cannot_use(ctx):
+    ctx.workdir.mkdir()
+    with sqlite3.connect(ctx.workdir / ctx.agent.memory_file) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(ToolError, match=f"{ctx.workdir / ctx.agent.memory_file}.*schema version 99"):
+        memory_tools.memory_search(ctx, {"text": "anything"})

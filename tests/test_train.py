@@ -130,14 +130,8 @@ def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
 
 
 @pytest.mark.long
-def test_train_command_end_to_end(tmp_path):
-    args = [f"--config={REPO}/configs/test.py", f"--workdir={tmp_path}", "--config.sft.steps=6",
-            "--config.planner_sft.steps=6", "--config.policy_sft.steps=6", "--config.sft.eval_every=3",
-            "--config.planner_sft.eval_every=3", "--config.policy_sft.eval_every=3",
-            "--config.debug.check_grads_every=2"]  # the in-step gradient check runs and passes
-    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *args], capture_output=True,
-                       text=True, timeout=600, cwd=REPO)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+def test_train_command_end_to_end(trained_workdir):
+    tmp_path = trained_workdir  # the shared run of `gestalt train` (conftest.TRAIN_ARGS)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["phases"]) == {"brain", "planner", "policy"}
     assert (tmp_path / "tokenizer.json").exists()

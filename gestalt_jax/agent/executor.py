@@ -9,8 +9,10 @@ stops at the first step whose tool could not run (status "error"); a check that 
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable, Sequence
 
+from gestalt_jax.agent.memory import MemoryFileError
 from gestalt_jax.agent.paths import PathRefused
 from gestalt_jax.agent.sandbox import WritesRefused
 from gestalt_jax.agent.tools.base import ERROR, Context, Result, ToolError
@@ -66,19 +68,25 @@ def _check_value(value, where: str, step: int) -> None:
 
 
 def run_plan(ctx: Context, steps: Sequence[dict],
-             on_result: Callable[[int, dict, Result], None] | None = None) -> list[tuple[dict, Result]]:
-    """(resolved args, result) per step run, stopping after the first error."""
+             on_result: Callable[[int, dict, Result], None] | None = None,
+             on_start: Callable[[int, dict], None] | None = None) -> list[tuple[dict, Result]]:
+    """(resolved args, result) per step run, stopping after the first error; `on_start` and
+    `on_result` are called around each step (progress on the console)."""
     from gestalt_jax.agent.tools import REGISTRY  # the tools import jax lazily; the registry is cheap
     done: list[tuple[dict, Result]] = []
     for i, step in enumerate(steps, 1):
         tool = step["tool"]
         args: dict[str, str] = {}
+        start = time.monotonic()
+        if on_start:
+            on_start(i, step)
         try:
             for name, value in step["args"].items():
                 args[name] = value if isinstance(value, str) else done[value["from"] - 1][1].pick(value["pick"], name)
             result = REGISTRY[tool](ctx, args)
-        except (ToolError, PathRefused, WritesRefused, FileNotFoundError, PermissionError) as e:
+        except (ToolError, PathRefused, WritesRefused, MemoryFileError, FileNotFoundError, PermissionError) as e:
             result = Result(tool, ERROR, str(e))
+        result.seconds = time.monotonic() - start
         done.append((args, result))
         if on_result:
             on_result(i, args, result)

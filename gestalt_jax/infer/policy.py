@@ -39,13 +39,15 @@ def _heads(model: Policy, params, ids_BxL):
     from_BxCxS = jnp.where(jnp.arange(S)[None, :] < slot_C[:, None], out["from_step"], -jnp.inf)
     kind_BxCx3 = out["arg_kind"].at[..., _FROM].set(
         jnp.where(slot_C > 0, out["arg_kind"][..., _FROM], -jnp.inf))
-    return dict(intent=jnp.argmax(out["intent"], -1), actions=jnp.argmax(actions_BxSxA, -1),
+    return dict(intent=jnp.argmax(out["intent"], -1), confidence=jax.nn.softmax(out["intent"], -1).max(-1),
+                actions=jnp.argmax(actions_BxSxA, -1),
                 kind=jnp.argmax(kind_BxCx3, -1), start=best_BxC // L, end=best_BxC % L,
                 from_step=jnp.argmax(from_BxCxS, -1), pick=jnp.argmax(out["pick"], -1))
 
 
 def predict(model: Policy, params, goals: list[str], max_len: int, batch_size: int = 64) -> list[dict]:
-    """{"intent": INTENT, "steps": [{"tool", "args"}, ...]} for each goal, batch_size at a time (a
+    """{"intent": INTENT, "confidence": p, "steps": [{"tool", "args"}, ...]} for each goal (p: the
+    intent's softmax probability), batch_size at a time (a
     short last batch is filled with empty goals, so every batch has one compiled shape)."""
     out = []
     for i in range(0, len(goals), batch_size):
@@ -75,4 +77,5 @@ def _read(heads: dict, b: int, ids_L: np.ndarray) -> dict:
             elif kind == _FROM:
                 args[name] = {"from": int(heads["from_step"][b, ch]) + 1, "pick": int(heads["pick"][b, ch]) + 1}
         steps.append({"tool": tool, "args": args})
-    return {"intent": labels.INTENTS[int(heads["intent"][b])], "steps": steps}
+    return {"intent": labels.INTENTS[int(heads["intent"][b])], "confidence": float(heads["confidence"][b]),
+            "steps": steps}

@@ -54,6 +54,7 @@ class Result:
     items: list[Item] = dataclasses.field(default_factory=list)
     excerpt: str = ""
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0      # wall time of the step (set by the executor)
 
     def pick(self, n: int, arg: str) -> str:
         """The n-th item (1-based) as the value of argument `arg`; ToolError when there is none."""
@@ -63,7 +64,8 @@ class Result:
 
     def to_json(self) -> dict:
         return dict(tool=self.tool, status=self.status, summary=self.summary,
-                    items=[i.to_json() for i in self.items], excerpt=self.excerpt, data=self.data)
+                    items=[i.to_json() for i in self.items], excerpt=self.excerpt, data=self.data,
+                    seconds=round(self.seconds, 3))
 
 
 @dataclasses.dataclass
