@@ -67,17 +67,10 @@ class Agent:
         return self.brain.concepts([text])[0], self.brain.identity
 
     def decide(self, goal: str) -> dict:
-        """The policy's prediction and the planner's plan for `goal`."""
-        from gestalt_jax.infer import plan as plan_lib
-        from gestalt_jax.infer import plan_fsm
-        from gestalt_jax.infer import policy as policy_lib
-        from gestalt_jax.model.planner import build_planner
-        from gestalt_jax.model.policy import build_policy
-        qc, pc = self.policy.config, self.planner.config
-        predicted = policy_lib.predict(build_policy(qc), self.policy.params, [goal], qc.policy.max_len, 1)[0]
-        intent = predicted["intent"] if pc.planner.follow_intent else None
-        ids = plan_lib.decode(build_planner(pc), self.planner.params, [goal], pc.planner.max_len, [intent], 1)[0]
-        plan = plan_fsm.parse(ids)["steps"]
+        """The policy's prediction and the planner's plan for `goal` (infer/decide.py, as eval scores them)."""
+        from gestalt_jax.infer.decide import decide
+        plans, predicted = decide(self.planner, self.policy, [goal], 1)
+        plan, predicted = plans[0]["steps"], predicted[0]
         return dict(intent=predicted["intent"], confidence=round(predicted["confidence"], 4),
                     policy_actions=[s["tool"] for s in predicted["steps"]], plan=plan,
                     agree=[s["tool"] for s in predicted["steps"]] == [s["tool"] for s in plan])

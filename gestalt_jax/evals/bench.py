@@ -16,12 +16,8 @@ import ml_collections
 
 from gestalt_jax.data import examples
 from gestalt_jax.evals import goals as goal_scores
-from gestalt_jax.infer import plan as plan_lib
 from gestalt_jax.infer import trained
-from gestalt_jax.infer import plan_fsm
-from gestalt_jax.infer import policy as policy_lib
-from gestalt_jax.model.planner import build_planner
-from gestalt_jax.model.policy import build_policy
+from gestalt_jax.infer.decide import decide
 from gestalt_jax.train import loop, phases
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train.metrics import log
@@ -52,23 +48,6 @@ def user_benches(files: Sequence[str], taken: Sequence[str]) -> dict[str, list[d
     return out
 
 
-def predict(planner: trained.Trained, policy: trained.Trained, records: Sequence[dict],
-            batch_size: int) -> tuple[list, list]:
-    """(plans, policy predictions) for records; a plan is None when its ids do not parse. With
-    config.planner.follow_intent, each plan follows the policy's intent for its goal."""
-    goals = [r["goal"] for r in records]
-    pc, qc = planner.config, policy.config
-    predicted = policy_lib.predict(build_policy(qc), policy.params, goals, qc.policy.max_len, batch_size)
-    intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
-    plans = []
-    for row in plan_lib.decode(build_planner(pc), planner.params, goals, pc.planner.max_len, intents, batch_size):
-        try:
-            plans.append(plan_fsm.parse(row))
-        except ValueError:
-            plans.append(None)
-    return plans, predicted
-
-
 def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Sequence[str] = (),
              builtin: bool = True) -> dict:
     """Scores per bench ({bench: metrics}); writes workdir/eval/goals.json and
@@ -85,7 +64,7 @@ def evaluate(c: ml_collections.ConfigDict, workdir: str | Path, bench_files: Seq
         results = {}
         for name, records in benches.items():
             t = time.time()
-            plans, policy = predict(planner, models["policy"], records, c.eval.batch_size)
+            plans, policy = decide(planner, models["policy"], [r["goal"] for r in records], c.eval.batch_size)
             metrics, failures = goal_scores.score(records, plans, policy)
             metrics["seconds"] = round(time.time() - t, 1)
             results[name] = metrics
