@@ -204,6 +204,21 @@ def base() -> ml_collections.ConfigDict:
         meta_timeout_s=3600.0,    # EVAL and TRAIN (gestalt itself, only with --allow_meta)
     ))
 
+    c.serve = ml_collections.ConfigDict(dict(
+        host="127.0.0.1",         # loopback; any other address needs --api_key
+        port=8080,
+        model="gestalt",          # the id /v1/models lists and replies carry
+        max_body_bytes=1 << 20,   # each limit below answers its own 400
+        max_messages=64,
+        max_message_chars=8192,
+        max_tokens=0,             # largest max_tokens a request may ask for (0: the brain's dec_len)
+        request_timeout_s=120.0,  # a request still unanswered after this ends with an error
+        max_queue=256,            # requests waiting for generation; beyond it 429 with Retry-After
+        batch_window_ms=5.0,      # how long the scheduler collects requests into one batch
+        batch_sizes=(1, 2, 4, 8, 16),  # compiled batch shapes (each compiled once at start-up)
+        chunk=8,                  # tokens generated per device call between streamed deltas
+    ))
+
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
@@ -328,6 +343,14 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(bool(c.agent.memory_file), "agent.memory_file", "must name a file")
     need(0 < c.agent.memory_merge_cosine <= 1, "agent.memory_merge_cosine", "must lie in (0, 1]")
     need(-1 <= c.agent.memory_min_cosine <= 1, "agent.memory_min_cosine", "must lie in [-1, 1]")
+    for k in ("port", "max_body_bytes", "max_messages", "max_message_chars", "max_queue", "chunk"):
+        need(c.serve[k] >= 1, f"serve.{k}", "must be >= 1")
+    need(c.serve.max_tokens >= 0, "serve.max_tokens", "must be >= 0 (0: the brain's dec_len)")
+    need(c.serve.request_timeout_s > 0, "serve.request_timeout_s", "must be > 0")
+    need(c.serve.batch_window_ms >= 0, "serve.batch_window_ms", "must be >= 0")
+    sizes = c.serve.batch_sizes
+    need(len(sizes) > 0 and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
+         and list(sizes) == sorted(set(sizes)), "serve.batch_sizes", "must be increasing batch sizes >= 1")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

@@ -36,6 +36,11 @@ _WORKSPACE = flags.DEFINE_string("workspace", ".", "run: the directory the tools
                                  "is read, written or run.")
 _ALLOW_WRITES = flags.DEFINE_bool("allow_writes", False, "run: let tools and the commands they start write "
                                   "to the workspace (off: it is read-only to them).")
+_HOST = flags.DEFINE_string("host", None, "serve: address to listen on (default config.serve.host, loopback); "
+                            "any other address needs --api_key.")
+_PORT = flags.DEFINE_integer("port", None, "serve: port (default config.serve.port).")
+_API_KEY = flags.DEFINE_string("api_key", None, "serve: require 'Authorization: Bearer <key>' on /v1/ (default: "
+                               "the GESTALT_API_KEY environment variable, else none).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "run: decide and print the plan for the goal without running it.")
 _ALLOW_META = flags.DEFINE_bool("allow_meta", False, "run: allow EVAL and TRAIN (gestalt itself, in a "
                                 "subprocess writing to --workdir).")
@@ -123,6 +128,16 @@ def _run(c, workdir: str, goal: str | None = None) -> int:
     return cli.run(c, Path(workdir), goal, options)
 
 
+def _serve(c, workdir: str) -> int:
+    import os
+
+    from gestalt_jax.agent import server
+    return server.serve(c, Path(workdir), host=_HOST.value or c.serve.host, port=_PORT.value or c.serve.port,
+                        api_key=_API_KEY.value or os.environ.get("GESTALT_API_KEY") or None,
+                        workspace=_WORKSPACE.value, allow_writes=_ALLOW_WRITES.value, allow_meta=_ALLOW_META.value,
+                        config_file=flags.FLAGS["config"].config_filename)
+
+
 def _memory(c, workdir: str, *args: str) -> int:
     """`gestalt memory list|search|forget`; search ranks by the trained brain's concepts too, when there is one."""
     from gestalt_jax.agent import memory_cli
@@ -135,7 +150,8 @@ def _memory(c, workdir: str, *args: str) -> int:
     return memory_cli.run(c, Path(workdir), list(args), concept)
 
 
-HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery, "run": _run, "memory": _memory}
+HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery, "run": _run, "memory": _memory,
+            "serve": _serve}
 
 
 def main(argv: list[str]) -> int:
@@ -164,10 +180,6 @@ def main(argv: list[str]) -> int:
         print(f"gestalt: invalid config {flags.FLAGS['config'].config_filename}: {e}", file=sys.stderr)
         return 2
     workdir = _WORKDIR.value or f"runs/{c.tier}"
-    if command not in HANDLERS:
-        print(f"gestalt {command}: not built yet in this version; available: "
-              f"{', '.join(HANDLERS)}", file=sys.stderr)
-        return 2
     return HANDLERS[command](c, workdir, *args[1:])
 
 

@@ -28,10 +28,10 @@ def test_check_passes_for_every_component_and_prints_the_table():
     assert "OK: every parameter" in r.stdout
 
 
-def test_unbuilt_command_says_so_and_fails():
-    r = gestalt("serve", f"--config={TEST_CONFIG}")
-    assert r.returncode != 0
-    assert "not built yet" in r.stderr
+def test_serve_without_a_trained_workdir_names_what_to_train(tmp_path):
+    r = gestalt("serve", f"--config={TEST_CONFIG}", f"--workdir={tmp_path}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"gestalt serve: no trained brain in {tmp_path}" in r.stderr and "--phases=policy" in r.stderr
 
 
 def test_invalid_override_names_the_key():

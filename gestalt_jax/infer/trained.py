@@ -27,7 +27,7 @@ from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train.metrics import log
 
 COMPONENTS = ("brain", "planner", "policy")
-INFERENCE_SECTIONS = ("gen", "eval", "agent", "mesh", "debug", "check")
+INFERENCE_SECTIONS = ("gen", "eval", "agent", "serve", "mesh", "debug", "check")
 INFERENCE_KEYS = ("compile_cache", "huge_pages", "data.goals_held_out", "planner.follow_intent")
 # Training data files: the trained ones rebuild the split; the command line's when those are gone
 # (a clone moved or removed since training).

@@ -25,7 +25,7 @@ def brain(ctx: Context):
 
 
 def recall(ctx: Context, text: str) -> tuple[list[int], np.ndarray | None]:
-    """(ids, concepts [1, K, D] or None) of the episodes recalled for `text`: at most
+    """(ids, concepts [1, mem_k, D] or None) of the episodes recalled for `text`: at most
     config.agent.memory_max_hits ids, the first config.brain.mem_k concepts of this brain.
     Computed once per text and run (ctx.services["recalled"])."""
     cached = ctx.services.get("recalled_for")
@@ -38,7 +38,9 @@ def recall(ctx: Context, text: str) -> tuple[list[int], np.ndarray | None]:
     hits = memory_lib.store(ctx).search(text, concept=concept, brain=identity, k=ctx.agent.memory_max_hits)
     vectors = [h.episode.concept for h in hits if h.episode.concept is not None and h.episode.brain == identity]
     mem_k = ctx.services["brain"].config.brain.mem_k if "brain" in ctx.services else len(vectors)
-    memory = np.stack(vectors[:mem_k])[None] if vectors else None
+    # Always mem_k vectors (what the brain trained with, and one compiled shape): fewer are repeated
+    # in turn, which attention weighs exactly like the originals when their count divides mem_k.
+    memory = np.resize(np.stack(vectors[:mem_k]), (mem_k, vectors[0].size))[None] if vectors else None
     ctx.services["recalled_for"] = (text, [h.id for h in hits], memory)
     ctx.services["recalled"] = [h.id for h in hits]
     return [h.id for h in hits], memory
