@@ -20,6 +20,7 @@ import concurrent.futures
 import dataclasses
 import ipaddress
 import json
+import socket
 import time
 import uuid
 from typing import Any
@@ -394,11 +395,22 @@ def serve(c: ml_collections.ConfigDict, workdir, *, host: str, port: int, api_ke
     print(f"[serve] compiling generation for batch sizes {list(c.serve.batch_sizes)}", flush=True)
     engine.warmup()
     agent.decide("warm up")  # the policy and planner programs for /v1/goals
+    # Bound before `ready` is printed: a client that starts on that line finds the port listening.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        engine.close()
+        print(f"gestalt serve: cannot listen on {host}:{port}: {e.strerror}", file=sys.stderr)
+        return 1
+    sock.listen(2048)
     print(f"[serve] ready in {time.time() - t:.1f} s: http://{host}:{port}/v1 (model {c.serve.model!r}"
           f"{', API key required' if api_key else ''}); workspace {sandbox.root}", flush=True)
     service = Service(c, agent, engine, sandbox, api_key, config_file)
+    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning", backlog=2048))
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+        server.run(sockets=[sock])
     finally:
         engine.close()
         service.jax_side.shutdown(wait=False, cancel_futures=True)
