@@ -14,7 +14,7 @@ import pytest
 from gestalt_jax import config
 from gestalt_jax.infer import compiles
 from gestalt_jax.infer.engine import Delta, Done, Engine, QueueFull, Request, _Reply
-from gestalt_jax.infer.generate import generate
+from gestalt_jax.infer.generate import generate, generate_text
 from gestalt_jax.infer.sampling import Sampling
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bytes as byte_tok
@@ -139,7 +139,8 @@ def test_a_seeded_request_gives_the_same_text_alone_batched_and_streamed(served)
         others.append(engine.submit(Request("and one greedy", max_tokens=20, temperature=0.0)))
         mine = engine.submit(request)
     batched, _ = mine.result(WAIT)
-    [other.result(WAIT) for other in others]
+    for other in others:
+        other.result(WAIT)
     after = engine.stats()
     assert (after["batches"] - before["batches"], after["rows"] - before["rows"]) == (2, 5)  # blocker, then 4
     in_async, _ = asyncio.run(asyncio.wait_for(_async_streamed(engine.submit(request)), WAIT))
@@ -148,14 +149,16 @@ def test_a_seeded_request_gives_the_same_text_alone_batched_and_streamed(served)
     assert engine.submit(request).result(WAIT)[0] != alone
 
 
-def test_greedy_replies_are_generates_with_and_without_memory(served, reference, memory):
+def test_greedy_replies_are_generate_texts_with_and_without_memory(brain_params, served, reference, memory):
+    brain, params = brain_params
     engine, decode = served
     plain, with_memory = reference
     with worker_busy(engine, decode):  # rows with and without memory in one batch
         handles = [engine.submit(Request(p, max_tokens=DEC_LEN, temperature=0.0)) for p in PROMPTS]
         handles.append(engine.submit(Request(PROMPTS[0], max_tokens=DEC_LEN, temperature=0.0, memory=memory)))
     got = [_streamed(h) for h in handles]
-    want = [byte_tok.decode(ids) for ids in [*plain, with_memory]]
+    want = (generate_text(brain, params, PROMPTS, DEC_LEN, sampling=GREEDY)
+            + generate_text(brain, params, PROMPTS[:1], DEC_LEN, sampling=GREEDY, memory_BxKxD=memory[None]))
     assert [text for text, _ in got] == want
     assert want[0] != want[3], "memory should change the reply"
     for (_, done), ids in zip(got, [*plain, with_memory]):
@@ -264,17 +267,23 @@ def test_streamed_characters_cut_between_tokens_come_out_whole(served, reference
 
 
 def test_close_cancels_what_waits_and_runs(brain_params):
-    brain, params = brain_params
+    brain, _ = brain_params
+    enc = jnp.asarray(byte_tok.encode_left(["x"], TIER.brain.enc_len))
+    dec, _, _ = byte_tok.decoder_pair(["y"], DEC_LEN)
+    params = nn.meta.unbox(jax.jit(brain.init)(jax.random.key(0), enc, dec)["params"])  # no memory path
     decode = Decode()
     engine = Engine(brain, params, decode, TIER, batch_sizes=(1,), chunk=CHUNK)
+    with pytest.raises(ValueError, match="no memory path"):
+        engine.submit(Request("a", max_tokens=4, memory=np.zeros((1, TIER.brain.d_model))))
     decode.hold()
     running = engine.submit(Request("a", max_tokens=DEC_LEN, temperature=0.0))
     assert decode.entered.wait(120)  # compiled on first use: this engine had no warmup
     waiting = engine.submit(Request("b", max_tokens=4))
     closer = threading.Thread(target=engine.close)
     closer.start()
+    assert waiting.result(WAIT)[1].finish_reason == "cancelled"  # close() has begun
     decode.release.set()
-    closer.join(60)
-    assert [h.result(WAIT)[1].finish_reason for h in (running, waiting)] == ["cancelled", "cancelled"]
+    closer.join(WAIT)
+    assert running.result(WAIT)[1].finish_reason == "cancelled" and not closer.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         engine.submit(Request("c", max_tokens=4))

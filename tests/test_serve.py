@@ -27,27 +27,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained_workdir, tmp_path_factory):
-    """(base url, process) of `gestalt serve` with an API key, a small body limit and its own memory."""
-    tmp = tmp_path_factory.mktemp("serve")
+def _start(workdir, tmp, *flags):
+    """(base url, process) of `gestalt serve` on a free port with its own workspace and memory."""
     (tmp / "ws").mkdir()
     (tmp / "ws" / "README.md").write_text("# x\n\n[gone](gone.md)\n")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gestalt_jax.main", "serve", "--config=configs/test.py", f"--workdir={trained_workdir}",
-         f"--port={port}", f"--api_key={KEY}", f"--workspace={tmp / 'ws'}",
-         f"--config.agent.memory_file={tmp / 'memory.sqlite'}", f"--config.serve.max_body_bytes={BODY_LIMIT}",
-         "--config.serve.max_messages=4", "--config.serve.batch_window_ms=20"],
+        [sys.executable, "-m", "gestalt_jax.main", "serve", "--config=configs/test.py", f"--workdir={workdir}",
+         f"--port={port}", f"--workspace={tmp / 'ws'}", f"--config.agent.memory_file={tmp / 'memory.sqlite'}", *flags],
         cwd=config_lib.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("[serve] ready"):
-            break
-    else:
-        pytest.fail("gestalt serve did not start:\n" + "".join(lines[-40:]))
-    yield f"http://127.0.0.1:{port}", proc
+            return f"http://127.0.0.1:{port}", proc
+    pytest.fail("gestalt serve did not start:\n" + "".join(lines[-40:]))
+
+
+@pytest.fixture(scope="module")
+def server(trained_workdir, tmp_path_factory):
+    """`gestalt serve` with an API key, a small body limit and at most 4 messages."""
+    url, proc = _start(trained_workdir, tmp_path_factory.mktemp("serve"), f"--api_key={KEY}",
+                       f"--config.serve.max_body_bytes={BODY_LIMIT}", "--config.serve.max_messages=4",
+                       "--config.serve.batch_window_ms=20")
+    yield url, proc
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -190,3 +193,20 @@ def test_a_public_address_without_a_key_is_refused(trained_workdir):
                            f"--workdir={trained_workdir}", "--host=0.0.0.0"],
                           cwd=config_lib.REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "without --api_key" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_full_queue_answers_429_with_retry_after(trained_workdir, tmp_path):
+    """One request may wait, and the scheduler waits 3 s for a batch: the others are refused."""
+    url, proc = _start(trained_workdir, tmp_path, "--config.serve.max_queue=1", "--config.serve.batch_window_ms=3000")
+    try:
+        body = {"model": "gestalt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: httpx.post(url + "/v1/chat/completions", json=body, timeout=60), range(4)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes[0] == 200 and 429 in codes, codes
+        refused = next(r for r in answers if r.status_code == 429)
+        assert refused.headers["Retry-After"] == "1" and refused.json()["error"]["type"] == "rate_limit_error"
+        assert httpx.post(url + "/v1/chat/completions", json=body, timeout=60).status_code == 200  # serving on
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,24 +1,22 @@
 """The generation engine an OpenAI-compatible server drives: one JAX worker thread batches the
 waiting requests and streams each reply's text back as it is decoded.
 
-- Callers never wait on JAX: `submit` only queues; events reach the caller through a thread-safe
-  queue (`Handle.events`) or its asyncio loop (`Handle.aevents`).
-- Few compiled programs: a batch is padded to the smallest of `batch_sizes` that holds it, every
-  program decodes up to dec_len tokens (its static max_new), and each row's temperature, top_p,
-  max_tokens and seed are arrays, so one prefill and one chunk program per batch size serve every
-  request; `warmup` compiles them before the first request comes.
-- Streaming from a compiled loop: the cached decode of infer/generate.py runs `chunk` tokens per
-  device call; between calls the host decodes the new text, matches stop strings and drops finished
-  or cancelled rows. A batch runs until every row has finished; requests that arrive meanwhile
-  join the next batch.
-- Reproducible: a row draws token t with fold_in(key(seed), t) from its own logits, so a seeded
-  request gives the same text alone or batched, and whatever the chunk size.
+Callers never wait on JAX: `submit` only queues, and events come back through a thread-safe queue
+(`Handle.events`) or the caller's asyncio loop (`Handle.aevents`). A batch is padded to the
+smallest of `batch_sizes` that holds it, every program decodes up to dec_len tokens (its static
+max_new) and each row's temperature, top_p, max_tokens and seed are arrays, so one prefill and one
+chunk program per batch size serve every request (`warmup` compiles them up front). The cached
+decode of infer/generate.py runs `chunk` tokens per device call; between calls the host decodes the
+new text, matches stop strings and drops finished or cancelled rows. A batch runs until all its
+rows have finished; requests that arrive meanwhile join the next one. A row draws token t with
+fold_in(key(seed), t) from its own logits: a seeded request gets the same text alone or batched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import functools
 import queue
@@ -87,27 +85,21 @@ class Handle:
         self._lock = threading.Lock()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._loop = None  # (loop, asyncio.Queue) once `aevents` runs: events go there instead
-        self._done: Done | None = None
-
-    @property
-    def done(self) -> Done | None:
-        return self._done
+        self.done: Done | None = None  # the Done sent, once sent
 
     def _emit(self, event: Delta | Done) -> bool:
         """Deliver `event` unless Done went out already (False then: nobody wants more)."""
         with self._lock:
-            if self._done is not None:
+            if self.done is not None:
                 return False
             if isinstance(event, Done):
-                self._done = event
+                self.done = event
             if self._loop is None:
                 self._events.put(event)
             else:
                 loop, events = self._loop
-                try:
+                with contextlib.suppress(RuntimeError):  # a closed loop: its consumer is gone
                     loop.call_soon_threadsafe(events.put_nowait, event)
-                except RuntimeError:  # that loop is closed: its consumer is gone
-                    pass
             return True
 
     def _finish(self, reason: str, error: str | None = None) -> bool:
@@ -151,13 +143,8 @@ class Handle:
 
     def result(self, timeout: float | None = None) -> tuple[str, Done]:
         """The whole reply and its Done (blocking; `timeout` as in `events`)."""
-        parts, done = [], None
-        for event in self.events(timeout):
-            if isinstance(event, Delta):
-                parts.append(event.text)
-            else:
-                done = event
-        return "".join(parts), done
+        events = list(self.events(timeout))
+        return "".join(e.text for e in events[:-1]), events[-1]
 
 
 class _Reply:
@@ -191,11 +178,9 @@ class _Reply:
                 self._cut_at_stop(checked)
             if self.finish is None and len(self.ids) >= self.max_tokens:
                 self.finish = "length"
-        if self.finish is None:
-            end = len(self.settled) - self._held()
-        else:
+        if self.finish is not None:  # the end: an unsettled tail goes out as decoded
             self.settled, self.boundary = self.settled + self.decode(self.ids[self.boundary:]), len(self.ids)
-            end = len(self.settled)
+        end = len(self.settled) - (0 if self.finish else self._held())
         text, self.sent = self.settled[self.sent:end], end
         return text
 
@@ -342,8 +327,7 @@ class Engine:
         return handle
 
     def stats(self) -> dict:
-        """batches run, rows (real requests) in them, their mean per batch, tokens generated for real
-        rows, requests waiting, programs compiled."""
+        """Batches run, real rows in them and their mean, tokens generated, requests waiting, compiles."""
         return dict(batches=self._batches, rows=self._rows, mean_batch_size=self._rows / max(self._batches, 1),
                     tokens=self._tokens, queue=len(self._waiting), compiles=self.compiles)
 
@@ -357,12 +341,6 @@ class Engine:
         for handle in waiting:
             handle.cancel()
         self._worker.join()
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _withdraw(self, handle: Handle) -> None:
         with self._cv:
@@ -387,9 +365,8 @@ class Engine:
         enc_ids_BxL = byte_tok.encode_left([r.prompt for r in requests] + [""] * pad, self._brain.enc.train_len)
         memory_BxMxD = None if M is None else np.zeros((B, M, self._brain.enc.d_model), np.float32)
         has_memory_B = np.array([r.memory is not None for r in requests] + [False] * pad)
-        for b, r in enumerate(requests):
-            if r.memory is not None:
-                memory_BxMxD[b] = r.memory
+        for b in np.flatnonzero(has_memory_B):
+            memory_BxMxD[b] = requests[b].memory
         return (enc_ids_BxL, memory_BxMxD, has_memory_B, np.array([h.seed for h in batch] + [0] * pad, np.uint32),
                 np.array([r.temperature for r in requests] + [0.0] * pad, np.float32),
                 np.array([r.top_p for r in requests] + [1.0] * pad, np.float32),
@@ -398,7 +375,8 @@ class Engine:
     def _serve(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                self._run(batch)
+                if batch:  # empty when every request in it was cancelled during the window
+                    self._run(batch)
             except Exception as e:  # this batch's requests end; the worker serves the next one
                 for handle in batch:
                     handle._finish("error", f"{type(e).__name__}: {e}")
@@ -439,12 +417,14 @@ class Engine:
             if self._closed:
                 for handle in batch:
                     handle.cancel()
-            finished_B = np.array([h.done is not None and not h._finish("x") and h.done.finish_reason != "cancelled" for h in batch] + [True] * (B - len(batch)))
+            finished_B = np.array([h.done is not None for h in batch] + [True] * (B - len(batch)))
             if finished_B.all():
                 return
             state, new_BxC, t_end = chunk(self._params, state, finished_B)
             new_BxC, t_end = jax.device_get((new_BxC, t_end))
             steps, t = int(t_end) - t, int(t_end)
+            if steps == 0:  # the device has ended rows the host has not: fail rather than spin
+                raise RuntimeError("decoding stopped before every reply had finished")
             for handle, reply, ids_C, finished in zip(batch, replies, new_BxC, finished_B):
                 if finished:
                     continue
