@@ -172,8 +172,11 @@ def parse_chat(body: Any, service: Service) -> Chat:
     if body.get("stream_options") is not None and not stream:
         raise ApiError(400, "'stream_options' is only allowed with \"stream\": true", param="stream_options",
                        code="invalid_value")
-    return Chat(texts[-1][1], max_tokens, _number(body, "temperature", 1.0, 0.0, 2.0),
-                _number(body, "top_p", 1.0, 0.0, 1.0, low_open=True), seed, stop, stream,
+    # Unset sampling settings are the brain's own (config.gen), not OpenAI's temperature 1: this
+    # small brain's replies at 1 are mostly noise, at config.gen.temperature (0) its argmax reply.
+    gen = service.config.gen
+    return Chat(texts[-1][1], max_tokens, _number(body, "temperature", gen.temperature, 0.0, 2.0),
+                _number(body, "top_p", gen.top_p, 0.0, 1.0, low_open=True), seed, stop, stream,
                 bool(options.get("include_usage", False)))
 
 
