@@ -174,6 +174,8 @@ def main(argv: list[str]) -> int:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))
     if _COORDINATOR.value or _DISTRIBUTED.value:  # before anything touches the devices
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        print(f"[distributed] process {jax.process_index()} of {jax.process_count()}: "
+              f"{jax.local_device_count()} local device(s), {jax.device_count()} in all", flush=True)
     try:
         config_lib.validate(c, num_devices=jax.device_count())
     except config_lib.ConfigError as e:
