@@ -219,6 +219,14 @@ def base() -> ml_collections.ConfigDict:
         chunk=8,                  # tokens generated per device call between streamed deltas
     ))
 
+    c.distributed = ml_collections.ConfigDict(dict(
+        # Several processes (--coordinator or --distributed): how long a process waits for all of
+        # them to connect, and after how long without a heartbeat a process counts as dead (the
+        # others then stop with an error instead of waiting on it forever).
+        init_timeout_s=300,
+        heartbeat_timeout_s=100,
+    ))
+
     c.debug = ml_collections.ConfigDict(dict(
         check_grads_every=0,      # 0: never; N: chex gradient check every N train steps
         log_every=10,             # steps between console progress lines
@@ -351,6 +359,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     sizes = c.serve.batch_sizes
     need(len(sizes) > 0 and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
          and list(sizes) == sorted(set(sizes)), "serve.batch_sizes", "must be increasing batch sizes >= 1")
+    for k in ("init_timeout_s", "heartbeat_timeout_s"):
+        need(c.distributed[k] >= 1, f"distributed.{k}", "must be >= 1")
     need(c.debug.check_grads_every >= 0, "debug.check_grads_every", "must be >= 0")
     need(c.debug.log_every >= 1, "debug.log_every", "must be >= 1")
     need(c.debug.stop_after_steps >= 0, "debug.stop_after_steps", "must be >= 0")

@@ -173,7 +173,17 @@ def main(argv: list[str]) -> int:
     if c.compile_cache:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))
     if _COORDINATOR.value or _DISTRIBUTED.value:  # before anything touches the devices
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        timeout = c.distributed.init_timeout_s
+        if _COORDINATOR.value and _PROCESS_ID.value and not _reachable(_COORDINATOR.value, timeout):
+            # JAX would abort the process with a gRPC deadline that names no address.
+            print(f"gestalt: the coordinator {_COORDINATOR.value} did not answer within {timeout} s "
+                  f"(config.distributed.init_timeout_s): is process 0 running there?", file=sys.stderr)
+            return 1
+        # A process without heartbeats for heartbeat_timeout_s ends the others (JAX's "another task
+        # died"), instead of leaving them waiting in a collective.
+        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                   initialization_timeout=timeout,
+                                   heartbeat_timeout_seconds=c.distributed.heartbeat_timeout_s)
         print(f"[distributed] process {jax.process_index()} of {jax.process_count()}: "
               f"{jax.local_device_count()} local device(s), {jax.device_count()} in all", flush=True)
     try:
@@ -183,6 +193,22 @@ def main(argv: list[str]) -> int:
         return 2
     workdir = _WORKDIR.value or f"runs/{c.tier}"
     return HANDLERS[command](c, workdir, *args[1:])
+
+
+def _reachable(address: str, timeout_s: float) -> bool:
+    """Whether host:port accepts a TCP connection within timeout_s (retried while process 0 starts)."""
+    import socket
+    import time
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+            return True
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
 
 
 def run() -> None:

@@ -98,3 +98,55 @@ def test_sbatch_on_a_single_node_cluster(slurm_cluster, tmp_path):
     assert "1 node(s), 2 task(s)" in job_out
     assert sorted(name.rsplit("-", 1)[1] for name in outputs if "-task" in name) == ["task0.log", "task1.log"]
     _check_two_processes(workdir, "".join(outputs.values()))
+
+
+def _train_process(i: int, port: int, workdir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={workdir}",
+                             f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}", *extra],
+                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={tmp_path}",
+                           f"--coordinator=127.0.0.1:{_free_port()}", "--num_processes=2", "--process_id=1",
+                           "--config.distributed.init_timeout_s=3"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "did not answer within 3 s (config.distributed.init_timeout_s)" in done.stderr
+
+
+@pytest.mark.long
+def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path):
+    port, beat = _free_port(), "--config.distributed.heartbeat_timeout_s=5"
+    long_run = ["--config.sft.steps=100000", "--config.sft.eval_every=100000"]
+    procs = [_train_process(i, port, tmp_path, beat, *long_run) for i in range(2)]
+    try:
+        for line in procs[0].stdout:  # until training runs on both
+            if line.startswith("[brain] [") or "step" in line and "loss" in line:
+                break
+        procs[1].kill()
+        out, _ = procs[0].communicate(timeout=120)  # not forever: JAX's heartbeat ends it
+        assert procs[0].returncode != 0
+        assert "another task died" in out
+    finally:
+        for p in procs:
+            p.kill()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.sft.batch_size=3", "config.sft.batch_size=3: must be a multiple of the data-parallel size"),
+    ("--config.mesh.data=4", "config.mesh"),
+])
+def test_multi_process_settings_that_cannot_work_say_so(tmp_path, override, message):
+    port = _free_port()
+    procs = [_train_process(i, port, tmp_path, override) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode in (1, 2) and message in out and "Traceback" not in out, out[-2000:]
