@@ -145,8 +145,7 @@ def _memory(c, workdir: str, *args: str) -> int:
     if args[:1] == ("search",):
         from gestalt_jax.infer import trained
         if trained.is_trained(workdir, "brain"):
-            brain = trained.load(c, workdir, "brain")
-            concept = lambda text: (brain.concepts([text])[0], brain.identity)  # noqa: E731
+            concept = trained.load(c, workdir, "brain").concept
     return memory_cli.run(c, Path(workdir), list(args), concept)
 
 

@@ -95,14 +95,16 @@ def run_plan(ctx: Context, steps: Sequence[dict],
     return done
 
 
+def step_text(tool: str, args: dict) -> str:
+    """SEARCH pattern='x': a step with its resolved arguments."""
+    return " ".join([tool] + [f"{k}={v!r}" for k, v in args.items()])
+
+
 def describe(i: int, total: int, args: dict, result: Result) -> str:
     """A step's result for the console: the summary, the first items, where output was cut."""
-    shown = " ".join(f"{k}={v!r}" for k, v in args.items())
-    lines = [f"[{i}/{total}] {result.tool}{' ' + shown if shown else ''} -> {result.status}: {result.summary}"]
+    lines = [f"[{i}/{total}] {step_text(result.tool, args)} -> {result.status}: {result.summary}"]
     for item in result.items[:SHOW_ITEMS]:
-        place = f"{item.path}:{item.line}: " if item.path and item.line else ""
-        text = item.text if item.text.startswith(place) else place + item.text
-        lines.append(f"    {len(lines)}. {text}")
+        lines.append(f"    {len(lines)}. {item.shown()}")
     if len(result.items) > SHOW_ITEMS:
         lines.append(f"    ... {len(result.items) - SHOW_ITEMS} more (--json lists them all)")
     return "\n".join(lines)

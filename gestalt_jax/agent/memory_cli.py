@@ -41,7 +41,7 @@ def _short(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
-def _describe(episode: memory.Episode) -> str:
+def describe(episode: memory.Episode) -> str:
     """Goal -> response on one line (a fact, whose response is its goal, shows once)."""
     shown = _short(episode.goal)
     if episode.response and episode.response != episode.goal:
@@ -87,7 +87,7 @@ def run(c: ml_collections.ConfigDict, workdir: str | Path, args: list[str],
             episodes = store.list(limit)
             for e in episodes:
                 stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.time))
-                print(f"#{e.id}  {stamp}  {e.uses} use{'s' * (e.uses != 1)}  {_describe(e)}")
+                print(f"#{e.id}  {stamp}  {e.uses} use{'s' * (e.uses != 1)}  {describe(e)}")
             if not episodes:
                 print(f"no episodes in {path}")
             return 0 if episodes else 1
@@ -95,7 +95,7 @@ def run(c: ml_collections.ConfigDict, workdir: str | Path, args: list[str],
             vector, brain = concept(text) if concept is not None else (None, None)
             hits = store.search(text, concept=vector, brain=brain, k=c.agent.memory_max_hits)
             for h in hits:
-                print(f"#{h.id}  {h.score:.3f}  {_describe(h.episode)}")
+                print(f"#{h.id}  {h.score:.3f}  {describe(h.episode)}")
             if not hits:
                 print(f"nothing remembered about {_short(text)!r} in {path}")
             return 0 if hits else 1

@@ -62,10 +62,6 @@ class Agent:
         return cls(cli, Path(workdir), parts["brain"], parts["planner"], parts["policy"],
                    memory_lib.MemoryStore.from_config(workdir, cli.agent))
 
-    def concept(self, text: str) -> tuple[np.ndarray, str]:
-        """The brain's concept of `text` and the brain's identity (the memory's contract)."""
-        return self.brain.concepts([text])[0], self.brain.identity
-
     def decide(self, goal: str) -> dict:
         """The policy's prediction and the planner's plan for `goal` (infer/decide.py, as eval scores them)."""
         from gestalt_jax.infer.decide import decide
@@ -77,7 +73,7 @@ class Agent:
 
     def context(self, sandbox: Sandbox, goal: str, config_file: str) -> Context:
         return Context(sandbox, self.config, self.workdir, goal=goal, config_file=config_file,
-                       services=dict(brain=self.brain, memory=self.memory, concept=self.concept))
+                       services=dict(brain=self.brain, memory=self.memory, concept=self.brain.concept))
 
     def run(self, goal: str, sandbox: Sandbox, *, config_file: str = "", dry_run: bool = False,
             on_decided: Callable[[dict], None] | None = None,
@@ -88,15 +84,15 @@ class Agent:
         if on_decided:
             on_decided(decided)
         ctx = self.context(sandbox, goal, config_file)
-        if not dry_run:  # before this run is stored: it must not recall itself
-            talk_tool.recall(ctx, goal)
+        # Before this run is stored: it must not recall itself.
+        memory_ids = [] if dry_run else talk_tool.recall(ctx, goal)[0]
         done = [] if dry_run else executor.run_plan(ctx, decided["plan"], on_result, on_start)
         response = answer(decided["plan"], done, dry_run)
         out = dict(goal=goal, **decided, dry_run=dry_run,
                    steps=[_step_json(ctx, a, r) for a, r in done], response=response,
-                   memory_ids=ctx.services.get("recalled", []), episode_id=None)
+                   memory_ids=memory_ids, episode_id=None)
         if not dry_run:
-            concept, brain = self.concept(goal)
+            concept, brain = self.brain.concept(goal)
             out["episode_id"] = self.memory.add(
                 goal, concept=concept, brain=brain, plan=decided["plan"], outcome=outcome(done),
                 response=response, success=bool(done) and all(r.status != ERROR for _, r in done))
@@ -104,15 +100,10 @@ class Agent:
 
 
 def _step_json(ctx: Context, args: dict, r: Result) -> dict:
-    lines = [r.summary] + [_item_text(i) for i in r.items[:executor.SHOW_ITEMS]]
+    lines = [r.summary] + [i.shown() for i in r.items[:executor.SHOW_ITEMS]]
     output = ctx.excerpt("\n".join(lines) + (f"\n{r.excerpt}" if r.excerpt else ""))
     return dict(tool=r.tool, args=args, status=r.status, output=output, duration_s=round(r.seconds, 3),
                 items=[i.to_json() for i in r.items], data=r.data)
-
-
-def _item_text(item) -> str:
-    place = f"{item.path}:{item.line}: " if item.path and item.line else ""
-    return item.text if item.text.startswith(place) else place + item.text
 
 
 def outcome(done: list[tuple[dict, Result]]) -> str:
@@ -128,10 +119,9 @@ def answer(plan: list[dict], done: list[tuple[dict, Result]], dry_run: bool) -> 
         return done[0][1].summary
     lines = []
     for i, (args, r) in enumerate(done, 1):
-        shown = " ".join(f"{k}={v!r}" for k, v in args.items())
-        line = f"{i}. {r.tool}{' ' + shown if shown else ''}: {r.summary}"
+        line = f"{i}. {executor.step_text(r.tool, args)}: {r.summary}"
         if r.tool != "TALK" and r.items:
-            line += "\n" + "\n".join(f"   - {_item_text(item)}" for item in r.items[:ANSWER_ITEMS])
+            line += "\n" + "\n".join(f"   - {item.shown()}" for item in r.items[:ANSWER_ITEMS])
             if len(r.items) > ANSWER_ITEMS:
                 line += f"\n   - ... {len(r.items) - ANSWER_ITEMS} more"
         lines.append(line)

@@ -319,7 +319,7 @@ def _recall(service: Service, prompt: str):
 
 
 def _remember(service: Service, prompt: str, reply: str) -> None:
-    concept, brain = service.agent.concept(prompt)
+    concept, brain = service.agent.brain.concept(prompt)
     service.agent.memory.add(prompt, concept=concept, brain=brain, plan=[{"tool": "TALK", "args": {}}],
                              response=reply, success=True)
 

@@ -73,16 +73,16 @@ def run(agent, sandbox, options) -> int:
 
 
 def _command(agent, sandbox, options, command: str, rest: str, turns: list) -> None:
-    from gestalt_jax.agent import cli
+    from gestalt_jax.agent import cli, memory_cli
     if command == "/memory":
         if rest:
-            concept, brain = agent.concept(rest)
+            concept, brain = agent.brain.concept(rest)
             hits = agent.memory.search(rest, concept=concept, brain=brain, k=agent.config.agent.memory_max_hits)
             episodes = [h.episode for h in hits]
         else:
             episodes = agent.memory.list(LIST)
         for e in episodes:
-            print(f"  #{e.id}  {e.goal}  ->  {(e.response.splitlines() or [''])[0]}")
+            print(f"  #{e.id}  {memory_cli.describe(e)}")
         if not episodes:
             print("  (nothing remembered)" if not rest else f"  (nothing recalled for {rest!r})")
     elif command == "/history":

@@ -157,6 +157,10 @@ class TrainedBrain(Trained):
     def concepts(self, prompts: Sequence[str]) -> np.ndarray:
         return replies.concepts(self.config, self.module, self.host_params, prompts)
 
+    def concept(self, text: str) -> tuple[np.ndarray, str]:
+        """The concept of `text` and this brain's identity: what episodic memory stores and compares."""
+        return self.concepts([text])[0], self.identity
+
 
 def load(cli: ml_collections.ConfigDict, workdir: str | Path, component: str, mesh=None) -> Trained:
     """`component` of workdir as trained (NotTrained when it is not); the brain as a TrainedBrain."""

@@ -42,6 +42,11 @@ class Item:
     def to_json(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
+    def shown(self) -> str:
+        """One line for people: `path:line: text` (text alone when it already starts so)."""
+        place = f"{self.path}:{self.line}: " if self.path and self.line else ""
+        return self.text if self.text.startswith(place) else place + self.text
+
 
 @dataclasses.dataclass
 class Result:

@@ -20,14 +20,14 @@ def brain(ctx: Context):
         except FileNotFoundError as e:
             raise ToolError(str(e)) from None
     b = ctx.services["brain"]
-    ctx.services.setdefault("concept", lambda text: (b.concepts([text])[0], b.identity))
+    ctx.services.setdefault("concept", b.concept)
     return b
 
 
 def recall(ctx: Context, text: str) -> tuple[list[int], np.ndarray | None]:
     """(ids, concepts [1, mem_k, D] or None) of the episodes recalled for `text`: at most
     config.agent.memory_max_hits ids, the first config.brain.mem_k concepts of this brain.
-    Computed once per text and run (ctx.services["recalled"])."""
+    Computed once per text and run (ctx.services["recalled_for"]), so TALK reuses the run's recall."""
     cached = ctx.services.get("recalled_for")
     if cached and cached[0] == text:
         return cached[1], cached[2]
@@ -42,7 +42,6 @@ def recall(ctx: Context, text: str) -> tuple[list[int], np.ndarray | None]:
     # in turn, which attention weighs exactly like the originals when their count divides mem_k.
     memory = np.resize(np.stack(vectors[:mem_k]), (mem_k, vectors[0].size))[None] if vectors else None
     ctx.services["recalled_for"] = (text, [h.id for h in hits], memory)
-    ctx.services["recalled"] = [h.id for h in hits]
     return [h.id for h in hits], memory
 
 
