@@ -55,11 +55,7 @@ def child(config_file: str, workdir: str, cache: str, workspace: str, memory: st
     from gestalt_jax import config as config_lib
     from gestalt_jax.agent.run_goal import Agent
     from gestalt_jax.agent.sandbox import Sandbox
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("tier", config_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = config_lib.load_file(config_file)
     c.compile_cache = cache
     c.agent.memory_file = memory
     config_lib.validate(c)

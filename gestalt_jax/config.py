@@ -245,10 +245,15 @@ def base() -> ml_collections.ConfigDict:
 
 def load_tier(name: str) -> ml_collections.ConfigDict:
     """get_config() of configs/<name>.py (for tests and scripts; the CLI uses --config)."""
-    path = REPO_ROOT / "configs" / f"{name}.py"
+    return load_file(REPO_ROOT / "configs" / f"{name}.py")
+
+
+def load_file(path: str | Path) -> ml_collections.ConfigDict:
+    """get_config() of a tier file anywhere (what --config takes)."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no tier config {path}")
-    spec = importlib.util.spec_from_file_location(f"gestalt_tier_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"gestalt_tier_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()

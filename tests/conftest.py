@@ -4,6 +4,7 @@ compiled loads from it. Tests that need a trained model share one (`trained_work
 
 import contextlib
 import fcntl
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,16 @@ TRAIN_ARGS = ["--config=configs/test.py", "--config.sft.steps=6", "--config.plan
               "--config.policy_sft.steps=6", "--config.sft.eval_every=3", "--config.planner_sft.eval_every=3",
               "--config.policy_sft.eval_every=3",
               "--config.debug.check_grads_every=2"]  # the in-step gradient check runs and passes
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function returning a loopback port that nothing listens on."""
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return port
 
 
 @contextlib.contextmanager

@@ -106,16 +106,9 @@ def _train_process(i: int, port: int, workdir: Path, *extra: str) -> subprocess.
                             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path):
+def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path, free_port):
     done = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={tmp_path}",
-                           f"--coordinator=127.0.0.1:{_free_port()}", "--num_processes=2", "--process_id=1",
+                           f"--coordinator=127.0.0.1:{free_port()}", "--num_processes=2", "--process_id=1",
                            "--config.distributed.init_timeout_s=3"],
                           cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -123,8 +116,8 @@ def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path):
 
 
 @pytest.mark.long
-def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path):
-    port, beat = _free_port(), "--config.distributed.heartbeat_timeout_s=5"
+def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path, free_port):
+    port, beat = free_port(), "--config.distributed.heartbeat_timeout_s=5"
     long_run = ["--config.sft.steps=100000", "--config.sft.eval_every=100000"]
     procs = [_train_process(i, port, tmp_path, beat, *long_run) for i in range(2)]
     try:
@@ -144,8 +137,8 @@ def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path):
     ("--config.sft.batch_size=3", "config.sft.batch_size=3: must be a multiple of the data-parallel size"),
     ("--config.mesh.data=4", "config.mesh"),
 ])
-def test_multi_process_settings_that_cannot_work_say_so(tmp_path, override, message):
-    port = _free_port()
+def test_multi_process_settings_that_cannot_work_say_so(tmp_path, free_port, override, message):
+    port = free_port()
     procs = [_train_process(i, port, tmp_path, override) for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outs):

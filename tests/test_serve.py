@@ -4,7 +4,6 @@ by the official `openai` client (and raw HTTP for what a client library would no
 import concurrent.futures
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,10 @@ KEY = "test-key-7f3a"
 BODY_LIMIT = 16384
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(workdir, tmp, *flags):
-    """(base url, process) of `gestalt serve` on a free port with its own workspace and memory."""
+def _start(workdir, tmp, port, *flags):
+    """(base url, process) of `gestalt serve` on `port` with its own workspace and memory."""
     (tmp / "ws").mkdir()
     (tmp / "ws" / "README.md").write_text("# x\n\n[gone](gone.md)\n")
-    port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gestalt_jax.main", "serve", "--config=configs/test.py", f"--workdir={workdir}",
          f"--port={port}", f"--workspace={tmp / 'ws'}", f"--config.agent.memory_file={tmp / 'memory.sqlite'}", *flags],
@@ -45,9 +37,9 @@ def _start(workdir, tmp, *flags):
 
 
 @pytest.fixture(scope="module")
-def server(trained_workdir, tmp_path_factory):
+def server(trained_workdir, tmp_path_factory, free_port):
     """`gestalt serve` with an API key, a small body limit and at most 4 messages."""
-    url, proc = _start(trained_workdir, tmp_path_factory.mktemp("serve"), f"--api_key={KEY}",
+    url, proc = _start(trained_workdir, tmp_path_factory.mktemp("serve"), free_port(), f"--api_key={KEY}",
                        f"--config.serve.max_body_bytes={BODY_LIMIT}", "--config.serve.max_messages=4",
                        "--config.serve.batch_window_ms=20")
     yield url, proc
@@ -195,9 +187,9 @@ def test_a_public_address_without_a_key_is_refused(trained_workdir):
     assert done.returncode == 2 and "without --api_key" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_full_queue_answers_429_with_retry_after(trained_workdir, tmp_path):
+def test_a_full_queue_answers_429_with_retry_after(trained_workdir, tmp_path, free_port):
     """One request may wait, and the scheduler waits 3 s for a batch: the others are refused."""
-    url, proc = _start(trained_workdir, tmp_path, "--config.serve.max_queue=1", "--config.serve.batch_window_ms=3000")
+    url, proc = _start(trained_workdir, tmp_path, free_port(), "--config.serve.max_queue=1", "--config.serve.batch_window_ms=3000")
     try:
         body = {"model": "gestalt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
         with concurrent.futures.ThreadPoolExecutor(4) as pool:

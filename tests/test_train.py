@@ -4,7 +4,6 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -191,15 +190,9 @@ def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say():
     assert out["8x1x1"]["spec"] == "P(None, None)"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.long
-def test_two_processes_train_and_checkpoint(tmp_path):
-    port = _free_port()
+def test_two_processes_train_and_checkpoint(tmp_path, free_port):
+    port = free_port()
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     args = [f"--config={REPO}/configs/test.py", f"--workdir={tmp_path}", "--phases=tokenizer,brain",
             "--config.sft.steps=4", "--config.sft.eval_every=2", f"--coordinator=127.0.0.1:{port}",
