@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from gestalt_jax.agent import memory
+from gestalt_jax.agent.tools.base import shorten
 
 if typing.TYPE_CHECKING:
     import ml_collections
@@ -37,8 +38,7 @@ def _count(text: str) -> int | None:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+    return shorten(text, SHOWN_CHARS)
 
 
 def describe(episode: memory.Episode) -> str:

@@ -19,6 +19,12 @@ OK, FAILED, ERROR = "ok", "failed", "error"
 STATUSES = (OK, FAILED, ERROR)
 
 
+def shorten(text: str, chars: int) -> str:
+    """`text` on one line (whitespace runs made one space), cut to `chars` with "..." when longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[:chars - 3] + "..."
+
+
 class ToolError(Exception):
     """The tool could not do its job (bad argument, missing program, refused); the message says
     what to do."""

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from gestalt_jax.agent.tools.base import shorten
+
 # Directories holding none of the workspace's own code: pytest's default norecursedirs, build
 # outputs, virtual environments and dependencies. Hidden directories (.venv, .git, .tox) too.
 SKIP_DIRS = frozenset({"build", "dist", "node_modules", "venv", "site-packages", "__pycache__",
@@ -68,8 +70,7 @@ def place(root: Path, path: str) -> str | None:
 
 
 def _short(message: str) -> str:
-    message = " ".join(message.split())
-    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 3] + "..."
+    return shorten(message, MESSAGE_CHARS)
 
 
 # -- pytest (-rfE --tb=short) ----------------------------------------------------------------------
