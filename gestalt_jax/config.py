@@ -148,6 +148,10 @@ def base() -> ml_collections.ConfigDict:
         val_frac=0.1,
         split_seed=0,
         shuffle_seed=0,
+        # Rows of a training batch packed together from one stream (the whole batch when it is
+        # smaller). The batches do not depend on the number of processes, so a checkpoint
+        # resumes on any number of them; the batch sizes must be multiples of it.
+        pack_rows=16,
     ))
 
     c.eval = ml_collections.ConfigDict(dict(
@@ -384,6 +388,10 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures),
          "gen.gallery_temperatures", "expected a tuple of numbers > 0")
     need(c.check.fd_directions >= 0, "check.fd_directions", "must be >= 0")
+    need(c.data.pack_rows >= 1, "data.pack_rows", "must be >= 1")
+    for phase in PHASES:
+        need(c[phase].batch_size % min(c[phase].batch_size, c.data.pack_rows) == 0, f"{phase}.batch_size",
+             f"must be a multiple of config.data.pack_rows={c.data.pack_rows} when larger")
     for axis in MESH_AXES:
         need(c.mesh[axis] == -1 or c.mesh[axis] >= 1, f"mesh.{axis}", "must be -1 or >= 1")
     if num_devices is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from gestalt_jax.train.checkpoint import PhaseCheckpoints, abstract_like
+from gestalt_jax.train.checkpoint import CheckpointError, PhaseCheckpoints, abstract_like
 from gestalt_jax.train.step import init_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,11 +95,25 @@ def test_data_iterator_resumes_where_it_was_saved(tmp_path):
 
     resumed = batches()
     with PhaseCheckpoints(tmp_path, keep=1) as ckpt:
-        state, step = ckpt.restore_latest(make_state(0), resumed)
-    assert step == 3
+        state, step = ckpt.restore_latest(make_state(0))
+        where, states = ckpt.data_states(step)
+    assert step == 3 and where == str(tmp_path / "latest" / "3" / "data")
     assert_trees_equal(state, make_state(3))
+    [saved] = states
+    resumed.set_state(saved)
     for want in expected:
         np.testing.assert_array_equal(next(resumed), want)
+
+
+def test_iterator_states_that_are_incomplete_are_named(tmp_path):
+    with PhaseCheckpoints(tmp_path, keep=1) as ckpt:
+        ckpt.save(1, make_state(1), iter(grain.MapDataset.range(10).to_iter_dataset()))
+    data = tmp_path / "latest" / "1" / "data"
+    (data / "process_0-of-1.json").rename(data / "process_0-of-2.json")
+    with PhaseCheckpoints(tmp_path, keep=1) as ckpt:
+        with pytest.raises(CheckpointError, match=rf"{data}: expected one iterator state per process .*"
+                                                  r"\['process_0-of-2.json'\]"):
+            ckpt.data_states(1)
 
 
 def test_empty_directory(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from gestalt_jax import config
 from gestalt_jax.data import augment
 from gestalt_jax.data import examples as ex
-from gestalt_jax.data import formats, masks, pipeline
+from gestalt_jax.data import formats, masks, packing, pipeline
 from gestalt_jax.evals import talk
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import labels, plan_vocab
@@ -211,13 +211,78 @@ def test_endless_with_a_new_order_every_epoch():
     assert epochs[0] != list(range(40))
 
 
-def test_process_shards_are_disjoint_cover_the_data_and_interleave_one_stream():
+def test_stream_parts_are_disjoint_cover_the_data_and_interleave_one_stream():
     records = numbered(40)
     shards = [[int(next(it)["i"]) for _ in range(20)] for it in
-              (_stream([(records, 1.0)], seed=1, process_index=p, process_count=2) for p in range(2))]
+              (_stream([(records, 1.0)], seed=1, part=p, parts=2) for p in range(2))]
     assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == list(range(40))
     single = _stream([(records, 1.0)], seed=1)
     assert [int(next(single)["i"]) for _ in range(40)] == [i for pair in zip(*shards) for i in pair]
+
+
+def _goal_iterators(process_count, rows=8, pack_rows=4):
+    c = config.load_tier("test")
+    goals = ex.load_goals(GOALS)
+    return [pipeline.train_iterator([(goals, 2.0), (goals[:50], 1.0)], phases.example_fn(c, "planner"),
+                                    phases.layout(c, "planner"), rows, seed=3, process_index=p,
+                                    process_count=process_count, pack_rows=pack_rows)
+            for p in range(process_count)]
+
+
+def _global(iterators):
+    """The next global batch: every process's rows, in process order."""
+    parts = [next(it) for it in iterators]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_global_batch_is_the_same_for_any_process_count():
+    # 8 rows in blocks of 4: 2 processes pack one block each; 4 and 8 processes pack a block
+    # together and keep their rows of it.
+    runs = {n: _goal_iterators(n) for n in (1, 2, 4, 8)}
+    for _ in range(5):
+        batches = {n: _global(its) for n, its in runs.items()}
+        assert all(_same(batches[1], b) for b in batches.values())
+    assert packing.count_examples(batches[1], phases.layout(config.load_tier("test"), "planner")) > 8
+
+
+@pytest.mark.parametrize("saved_by, resumed_by", [(2, 1), (1, 4), (4, 2), (8, 1)])
+def test_a_position_saved_by_some_processes_resumes_on_another_number(saved_by, resumed_by):
+    reference = _goal_iterators(1)
+    expected = [_global(reference) for _ in range(7)][4:]
+    saving = _goal_iterators(saved_by)
+    for _ in range(4):
+        _global(saving)
+    saved = [json.loads(json.dumps(it.get_state())) for it in saving]
+    resumed = _goal_iterators(resumed_by)
+    for it in resumed:
+        it.set_state(pipeline.merge_states(saved))
+    assert all(_same(want, _global(resumed)) for want in expected)
+
+
+def test_positions_that_cannot_resume_are_refused_with_the_reason():
+    saved = [it.get_state() for it in _goal_iterators(2)]
+    with pytest.raises(ex.DataError, match="block 0 saved at positions 0 and 5"):
+        pipeline.merge_states([saved[0], {**saved[0], "next": {"0": 5}}])
+    with pytest.raises(ex.DataError, match="the processes saved different batch shapes"):
+        pipeline.merge_states([saved[0], {**saved[1], "rows": 16}])
+    with pytest.raises(ex.DataError, match="older format"):
+        pipeline.merge_states([{"parent": {"next_index": 40}}])
+    other = _goal_iterators(1, rows=8, pack_rows=8)[0]
+    with pytest.raises(ex.DataError, match=r"batches of 8 rows packed in blocks of 4; this run has 8 rows in "
+                                        r"blocks of 8 .*config.data.pack_rows"):
+        other.set_state(pipeline.merge_states(saved))
+    with pytest.raises(ex.DataError, match=r"block\(s\) \[1\] was not saved"):
+        _goal_iterators(1)[0].set_state(saved[0])
+
+
+def test_a_batch_that_does_not_split_into_blocks_is_refused():
+    with pytest.raises(ValueError, match=r"a batch of 24 rows does not split into blocks of 16 rows "
+                                         r"\(config.data.pack_rows=16\)"):
+        _goal_iterators(1, rows=24, pack_rows=16)
 
 
 def test_batch_size_must_divide_by_process_count():

@@ -11,17 +11,15 @@ positions shifted to where the example starts in the row.
 
 The models never let attention, pooling or n-grams cross from one slot to the next, so a
 packed row computes what its examples would alone, and no compute goes to padding beyond
-the end of each row. `PackIterDataset` packs a grain stream into batches of a fixed shape
-(one compiled step); its state is the stream's position before the first example not yet
-emitted, so a restored iterator continues bitwise identically.
+the end of each row. data/pipeline.py packs the endless training streams into batches of
+a fixed shape (one compiled step), `pack_all` a finite list (eval).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Sequence
 
-import grain
 import numpy as np
 
 from gestalt_jax.data.examples import DataError
@@ -147,39 +145,3 @@ def pack_all(examples: Sequence[dict], layout: Layout, rows: int) -> list[tuple[
         members.append(i)
     flush()
     return out
-
-
-class PackIterDataset(grain.IterDataset):
-    """Batches of `rows` packed rows from a stream of examples (see the module docstring)."""
-
-    def __init__(self, parent: grain.IterDataset, layout: Layout, rows: int):
-        super().__init__(parent)
-        self._layout, self._rows = layout, rows
-
-    def __iter__(self) -> grain.DatasetIterator:
-        return _PackIterator(self._parent.__iter__(), self._layout, self._rows)
-
-
-class _PackIterator(grain.DatasetIterator):
-    def __init__(self, parent: grain.DatasetIterator, layout: Layout, rows: int):
-        super().__init__(parent)
-        self._layout, self._rows = layout, rows
-        self._pending: dict | None = None    # read from the stream, not yet emitted
-        self._pending_state: dict[str, Any] | None = None
-
-    def __next__(self) -> dict[str, np.ndarray]:
-        packer = Packer(self._layout, self._rows)
-        while True:
-            if self._pending is None:
-                self._pending_state = self._parent.get_state()
-                self._pending = next(self._parent)
-            if not packer.add(self._pending):
-                return packer.batch()
-            self._pending = None
-
-    def get_state(self) -> dict[str, Any]:
-        return {"parent": self._pending_state if self._pending is not None else self._parent.get_state()}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self._parent.set_state(state["parent"])
-        self._pending, self._pending_state = None, None

@@ -1,18 +1,21 @@
 """grain pipelines: seeded train/val split, endless mixed and packed training batches, packed eval batches.
 
 The example stream is a pure function of (seed, position): each source is endless, in a
-new seeded order every epoch; the sources are interleaved in proportion to their weights
-(grain's deterministic mix); process p of P takes stream positions p, p + P, ..., so
-processes never share an example. Each process packs its examples into its rows of every
-step's batch (data/packing.py), so a batch has one shape whatever its examples' lengths,
-and an iterator restored from `get_state()` continues bitwise identically.
+new seeded order every epoch, and the sources are interleaved in proportion to their weights
+(grain's deterministic mix). A global batch of R rows is packed in blocks of B rows
+(`config.data.pack_rows`): block b of the R / B packs, first fit (data/packing.py), stream
+positions b, b + R/B, b + 2R/B, ... A process packs the blocks that hold its rows of the
+batch and keeps those rows. So the batch at every step is the same whatever the number of
+processes; a checkpoint saved by P processes resumes on any other number (each process saves
+the next position of its blocks; `merge_states` joins them), and a restored iterator
+continues bitwise identically.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import grain
 import numpy as np
@@ -71,14 +74,14 @@ class _EpochOrder:
 
 
 def example_stream(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
-                   seed: int, process_index: int = 0, process_count: int = 1,
-                   augment: Augment | None = None) -> grain.MapDataset:
-    """This process's endless MapDataset of training examples (index = its k-th example).
+                   seed: int, part: int = 0, parts: int = 1, augment: Augment | None = None) -> grain.MapDataset:
+    """The endless MapDataset of training examples at stream positions part, part + parts, ...
+    (index k = the k-th of them).
 
     `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays;
     `augment`, when given, rewrites each drawn record first."""
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index {process_index} outside [0, {process_count})")
+    if not 0 <= part < parts:
+        raise ValueError(f"stream part {part} outside [0, {parts})")
     if not sources:
         raise DataError("no training sources")
     for i, (records, weight) in enumerate(sources):
@@ -86,26 +89,109 @@ def example_stream(sources: Sequence[tuple[Sequence, float]], example_fn: Callab
             raise DataError(f"training source {i} has no records")
         if weight <= 0:
             raise DataError(f"training source {i} has weight {weight}; weights must be > 0")
-    parts = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i, augment))
-             for i, (records, _) in enumerate(sources)]
-    mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, [w for _, w in sources])
-    return mixed[process_index::process_count].map(example_fn)
+    streams = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i, augment))
+               for i, (records, _) in enumerate(sources)]
+    mixed = streams[0] if len(streams) == 1 else grain.MapDataset.mix(streams, [w for _, w in sources])
+    return mixed[part::parts].map(example_fn)
+
+
+def block_rows(rows: int, pack_rows: int) -> int:
+    """Rows packed together from one stream: `pack_rows`, or the whole batch when it is smaller."""
+    block = min(rows, pack_rows)
+    if block < 1 or rows % block:
+        raise ValueError(f"a batch of {rows} rows does not split into blocks of {block} rows "
+                         f"(config.data.pack_rows={pack_rows})")
+    return block
 
 
 def train_iterator(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
                    layout: packing.Layout, rows: int, seed: int, process_index: int = 0,
-                   process_count: int = 1, augment: Augment | None = None) -> grain.DatasetIterator:
-    """Endless iterator of this process's packed batches: `rows // process_count` rows of
-    `layout` each (`example_stream` packed in order). Save and restore the position with
-    `get_state()` / `set_state()`."""
+                   process_count: int = 1, augment: Augment | None = None,
+                   pack_rows: int = 16) -> grain.DatasetIterator:
+    """Endless iterator of this process's rows (`rows // process_count`) of each global packed
+    batch of `rows` rows (see the module docstring). Save and restore its position with
+    `get_state()` / `set_state()`; `merge_states` joins the states of several processes."""
     local = local_batch_size(rows, process_count)
-    stream = example_stream(sources, example_fn, seed, process_index, process_count, augment)
-    # Records are in memory and encoding takes microseconds: grain's advice for that case is
-    # no reader threads (they only contend for the GIL). One thread packs the next batches while
-    # the device computes (its state is that of the batches handed out, so resume is exact).
-    options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-    packed = packing.PackIterDataset(stream.to_iter_dataset(options), layout, local)
+    block = block_rows(rows, pack_rows)
+    first, last = process_index * local, (process_index + 1) * local  # this process's rows
+    blocks = range(first // block, -(-last // block))
+    streams = {b: example_stream(sources, example_fn, seed, b, rows // block, augment) for b in blocks}
+    packed = _BlockPackDataset(streams, layout, block, rows, first - blocks[0] * block, local)
+    # One thread packs the next batches while the device computes (its state is that of the
+    # batches handed out, so resume is exact).
     return iter(grain.experimental.ThreadPrefetchIterDataset(packed, prefetch_buffer_size=PREFETCH))
+
+
+def merge_states(states: Sequence[dict]) -> dict:
+    """One iterator state holding every block's position, from the states the processes of a
+    run saved (any number of them); a block packed by several processes must agree."""
+    merged: dict[str, Any] = {}
+    for state in states:
+        if "next" not in state:
+            raise DataError(f"the data position was saved in an older format {sorted(state)}; "
+                            f"start the phase again without --resume")
+        shape = {k: state[k] for k in ("rows", "block_rows")}
+        if merged and {k: merged[k] for k in shape} != shape:
+            raise DataError(f"the processes saved different batch shapes {merged} and {shape}")
+        merged.setdefault("next", {})
+        for b, n in state["next"].items():
+            if merged["next"].setdefault(b, n) != n:
+                raise DataError(f"block {b} saved at positions {merged['next'][b]} and {n}")
+        merged.update(shape)
+    return merged
+
+
+class _BlockPackDataset(grain.IterDataset):
+    """Rows [offset, offset + local) of the blocks packed from `streams` (block -> its stream)."""
+
+    def __init__(self, streams: dict[int, grain.MapDataset], layout: packing.Layout, block: int, rows: int,
+                 offset: int, local: int):
+        super().__init__()
+        self.streams, self.layout, self.block, self.rows = streams, layout, block, rows
+        self.offset, self.local = offset, local
+
+    def __iter__(self) -> grain.DatasetIterator:
+        return _BlockPackIterator(self)
+
+
+class _BlockPackIterator(grain.DatasetIterator):
+    def __init__(self, ds: _BlockPackDataset):
+        super().__init__()
+        self._ds = ds
+        self._next = dict.fromkeys(ds.streams, 0)   # block -> position of its first example not yet emitted
+        self._pending: dict[int, dict] = {}          # block -> that example, when already read
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        ds, parts = self._ds, []
+        for b, stream in ds.streams.items():
+            packer = packing.Packer(ds.layout, ds.block)
+            while True:
+                example = self._pending.pop(b, None)
+                if example is None:
+                    example = stream[self._next[b]]
+                if not packer.add(example):
+                    self._pending[b] = example
+                    break
+                self._next[b] += 1
+            parts.append(packer.batch())
+        return {k: np.concatenate([p[k] for p in parts])[ds.offset:ds.offset + ds.local] for k in parts[0]}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rows": self._ds.rows, "block_rows": self._ds.block,
+                "next": {str(b): n for b, n in self._next.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        ds = self._ds
+        saved = {k: state.get(k) for k in ("rows", "block_rows")}
+        if saved != {"rows": ds.rows, "block_rows": ds.block}:
+            raise DataError(f"the data position was saved for batches of {saved['rows']} rows packed in blocks "
+                            f"of {saved['block_rows']}; this run has {ds.rows} rows in blocks of {ds.block} "
+                            f"(the batch_size of the phase and config.data.pack_rows must stay as they were)")
+        missing = [b for b in ds.streams if str(b) not in state["next"]]
+        if missing:
+            raise DataError(f"the data position of block(s) {missing} was not saved")
+        self._next = {b: int(state["next"][str(b)]) for b in ds.streams}
+        self._pending = {}
 
 
 def eval_batches(records: Sequence, example_fn: Callable[[object], dict], layout: packing.Layout, rows: int,

@@ -7,7 +7,9 @@ TrainState), `metrics` (step and score, JSON), `config` (JSON, when given) and, 
 `data` (the grain iterator state, one JSON file per process).
 
 Multi-host: every process calls every method with the same arguments (Orbax synchronises the
-processes and each one writes its shards); only the iterator state differs per process.
+processes and each one writes its shards); only the iterator state differs per process. Arrays
+restore onto any mesh and any number of processes (the target's shardings place them), and
+`data_states` returns every process's iterator state for the new processes to share out.
 A score is the phase's validation result, lower is better (val loss, or the goal phases' error).
 """
 
@@ -97,18 +99,28 @@ class PhaseCheckpoints:
                 self._best_score = score
         return True
 
-    def restore_latest(self, target_state: Any,
-                       data_iter: grain.DatasetIterator | None = None) -> tuple[Any, int] | None:
+    def restore_latest(self, target_state: Any) -> tuple[Any, int] | None:
         """(state, step) from the newest checkpoint, or None when there is nothing to resume.
-        `target_state` (ShapeDtypeStructs with shardings, or arrays) decides where arrays land;
-        `data_iter` is restored in place."""
+        `target_state` (ShapeDtypeStructs with shardings, or arrays) decides where arrays land."""
         step = self._latest.latest_step()
         if step is None:
             return None
         items = {"state": ocp.args.StandardRestore(abstract_like(target_state))}
-        if data_iter is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
         return self._restore(self._latest, step, items)["state"], step
+
+    def data_states(self, step: int) -> tuple[str, list[dict]]:
+        """(the directory, the iterator states) every process saved at latest `step`, whatever
+        the number of processes that saved them; a CheckpointError when there are none."""
+        directory = self._latest.directory / str(step) / "data"
+        files = sorted(directory.glob("process_*-of-*.json")) if directory.is_dir() else []
+        counts = {f.stem.rpartition("-of-")[2] for f in files}
+        if not files or len(counts) != 1 or len(files) != int(counts.pop()):
+            raise CheckpointError(f"{directory}: expected one iterator state per process "
+                                  f"(process_<i>-of-<n>.json), found {[f.name for f in files]}")
+        try:
+            return str(directory), [json.loads(f.read_text()) for f in files]
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{directory}: cannot read an iterator state: {e}") from e
 
     def restore_best(self, target_state: Any) -> Any:
         """The state with the lowest score; `target_state` as in `restore_latest`."""

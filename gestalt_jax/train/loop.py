@@ -24,6 +24,7 @@ from gestalt_jax.train import checkpoint as ckpt_lib
 from gestalt_jax.train import hooks, losses, optim, perf
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
+from gestalt_jax.data.examples import DataError
 from gestalt_jax.train.hooks import TrainingError
 from gestalt_jax.train.metrics import MetricsWriter, log
 from gestalt_jax.train.phases import PhaseSpec
@@ -68,7 +69,8 @@ def create_state(c, spec: PhaseSpec, model, optimizer, sample: dict, mesh):
 def train_iterator(c: ml_collections.ConfigDict, spec: PhaseSpec):
     """This process's packed training batches of the phase."""
     return pipeline.train_iterator(spec.sources, spec.example_fn, spec.layout, c[spec.phase].batch_size, c.seed,
-                                   jax.process_index(), jax.process_count(), augment=spec.augment)
+                                   jax.process_index(), jax.process_count(), augment=spec.augment,
+                                   pack_rows=c.data.pack_rows)
 
 
 def check_masks(c: ml_collections.ConfigDict, spec: PhaseSpec, val_batch: dict) -> None:
@@ -103,9 +105,14 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
             start = 0
             if resume:
                 _check_shapes_match(c, spec.name, checkpoints, ckpt_lib.LATEST)
-                restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings), train_iter)
+                restored = checkpoints.restore_latest(ckpt_lib.abstract_like(state, shardings))
                 if restored is not None:
                     state, start = restored
+                    where, saved = checkpoints.data_states(start)
+                    try:
+                        train_iter.set_state(pipeline.merge_states(saved))
+                    except DataError as e:
+                        raise ckpt_lib.CheckpointError(f"{where}: {e}") from e
                     log(f"[{spec.name}] resumed at step {start} from {checkpoints.directory}")
             steps = CompiledSteps(c, spec, loss_fn, optimizer, shardings)
             eval_fn = compiled_eval(spec.name, eval_loss_fn, state.params, val_batches[0][0], mesh)
