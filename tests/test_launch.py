@@ -39,6 +39,17 @@ def _check_two_processes(workdir: Path, output: str) -> None:
     assert (workdir / "checkpoints" / "sft" / "best").is_dir()
 
 
+def _resume_on_one_process(workdir: Path) -> None:
+    """The 2-process checkpoint continues in one process with 2 devices on mesh fsdp=2, to step 6."""
+    done = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={workdir}",
+                           "--config.sft.steps=6", "--config.mesh.data=1", "--config.mesh.fsdp=2", "--resume"],
+                          cwd=REPO, env=dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "[brain] resumed at step 4" in done.stdout
+    assert (workdir / "checkpoints" / "sft" / "latest" / "6" / "data" / "process_0-of-1.json").is_file()
+
+
 @pytest.mark.long
 def test_local_processes(tmp_path):
     workdir = tmp_path / "run"
@@ -58,6 +69,7 @@ def test_mpirun(tmp_path):
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _check_two_processes(workdir, done.stdout + done.stderr)
+    _resume_on_one_process(workdir)
 
 
 def _slurm_missing() -> str:
@@ -98,6 +110,7 @@ def test_sbatch_on_a_single_node_cluster(slurm_cluster, tmp_path):
     assert "1 node(s), 2 task(s)" in job_out
     assert sorted(name.rsplit("-", 1)[1] for name in outputs if "-task" in name) == ["task0.log", "task1.log"]
     _check_two_processes(workdir, "".join(outputs.values()))
+    _resume_on_one_process(workdir)
 
 
 def _train_process(i: int, port: int, workdir: Path, *extra: str) -> subprocess.Popen:
