@@ -147,7 +147,6 @@ def base() -> ml_collections.ConfigDict:
         goal_augment=0.5,         # share of drawn training goals rewritten (new argument values, noise)
         val_frac=0.1,
         split_seed=0,
-        shuffle_seed=0,
         # Rows of a training batch packed together from one stream (the whole batch when it is
         # smaller). The batches do not depend on the number of processes, so a checkpoint
         # resumes on any number of them; the batch sizes must be multiples of it.
