@@ -76,12 +76,15 @@ class _EpochOrder:
 def example_stream(sources: Sequence[tuple[Sequence, float]], example_fn: Callable[[object], dict],
                    seed: int, part: int = 0, parts: int = 1, augment: Augment | None = None) -> grain.MapDataset:
     """The endless MapDataset of training examples at stream positions part, part + parts, ...
-    (index k = the k-th of them).
+    (index k = the k-th of them); see `mixed_records` for the arguments."""
+    return _part(mixed_records(sources, seed, augment), example_fn, part, parts)
 
-    `sources` are (records, weight) pairs; `example_fn` maps one record to a dict of arrays;
-    `augment`, when given, rewrites each drawn record first."""
-    if not 0 <= part < parts:
-        raise ValueError(f"stream part {part} outside [0, {parts})")
+
+def mixed_records(sources: Sequence[tuple[Sequence, float]], seed: int,
+                  augment: Augment | None = None) -> grain.MapDataset:
+    """The endless MapDataset of drawn training records (the whole stream, before encoding).
+
+    `sources` are (records, weight) pairs; `augment`, when given, rewrites each drawn record."""
     if not sources:
         raise DataError("no training sources")
     for i, (records, weight) in enumerate(sources):
@@ -91,7 +94,13 @@ def example_stream(sources: Sequence[tuple[Sequence, float]], example_fn: Callab
             raise DataError(f"training source {i} has weight {weight}; weights must be > 0")
     streams = [grain.MapDataset.range(sys.maxsize).map(_EpochOrder(records, seed, i, augment))
                for i, (records, _) in enumerate(sources)]
-    mixed = streams[0] if len(streams) == 1 else grain.MapDataset.mix(streams, [w for _, w in sources])
+    return streams[0] if len(streams) == 1 else grain.MapDataset.mix(streams, [w for _, w in sources])
+
+
+def _part(mixed: grain.MapDataset, example_fn: Callable[[object], dict], part: int, parts: int) -> grain.MapDataset:
+    """Positions part, part + parts, ... of `mixed`, encoded by `example_fn` (one record -> a dict of arrays)."""
+    if not 0 <= part < parts:
+        raise ValueError(f"stream part {part} outside [0, {parts})")
     return mixed[part::parts].map(example_fn)
 
 
@@ -115,7 +124,8 @@ def train_iterator(sources: Sequence[tuple[Sequence, float]], example_fn: Callab
     block = block_rows(rows, pack_rows)
     first, last = process_index * local, (process_index + 1) * local  # this process's rows
     blocks = range(first // block, -(-last // block))
-    streams = {b: example_stream(sources, example_fn, seed, b, rows // block, augment) for b in blocks}
+    mixed = mixed_records(sources, seed, augment)  # one stream (and one epoch order) shared by the blocks
+    streams = {b: _part(mixed, example_fn, b, rows // block) for b in blocks}
     packed = _BlockPackDataset(streams, layout, block, rows, first - blocks[0] * block, local)
     # One thread packs the next batches while the device computes (its state is that of the
     # batches handed out, so resume is exact).

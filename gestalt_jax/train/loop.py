@@ -20,11 +20,11 @@ import ml_collections
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.data import masks, pipeline
+from gestalt_jax.data.examples import DataError
 from gestalt_jax.train import checkpoint as ckpt_lib
 from gestalt_jax.train import hooks, losses, optim, perf
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
-from gestalt_jax.data.examples import DataError
 from gestalt_jax.train.hooks import TrainingError
 from gestalt_jax.train.metrics import MetricsWriter, log
 from gestalt_jax.train.phases import PhaseSpec
