@@ -100,7 +100,28 @@ def test_vocab_dense_and_unique():
 def test_encode_prompt():
     ids = pv.encode_prompt("héllo")
     assert ids[0] == pv.BOS
-    assert bytes(i - pv.CHAR_OFFSET for i in ids[1:]).decode() == "Goal\nhéllo\nPlan\n"
+    names = [pv.token_name(i) for i in ids]
+    assert names[:7] == ["BOS", "G", "o", "a", "l", "<0x0A>", "C1"] and names[-7:] == ["CEND", "<0x0A>", "P", "l", "a", "n", "<0x0A>"]
+    chars = bytes(i - pv.CHAR_OFFSET for i in ids if pv.CHAR_OFFSET <= i < pv.CHAR_OFFSET + 256)
+    assert chars.decode() == "Goal\nhéllo\nPlan\n"
+
+
+def test_encode_prompt_marks_each_clause():
+    ids = pv.encode_prompt('run the tests, then grep "a, b" and open it')
+    marks = [pv.token_name(i) for i in ids if i in pv.CLAUSE_IDS or i == pv.CEND]
+    assert marks == ["C1", "C2", "C3", "CEND"]  # the quoted comma is not a cut
+    text = "".join(pv.token_name(i) if i in pv.CLAUSE_IDS else chr(i - pv.CHAR_OFFSET)
+                   for i in ids[6:ids.index(pv.CEND)])
+    assert text == 'C1run the tests, then C2grep "a, b" and C3open it'
+
+
+def test_visible_goal_keeps_the_longest_end_that_fits():
+    goal = "hey, " * 40 + "run the tests and then fix them"
+    for limit in (30, 60, 100):
+        seen = pv.visible_goal(goal, limit)
+        assert goal.endswith(seen) and len(pv.encode_prompt(seen)) <= limit
+        longer = goal[-len(seen) - 1:]
+        assert len(pv.encode_prompt(longer)) > limit
 
 
 def _round_trip(steps, think=None, with_prompt=True):

@@ -104,10 +104,12 @@ def _planner(batch: dict) -> dict:
     _fail("planner", "padding untrained", trained & (seg == 0), "weight > 0 outside every example")
     _fail("planner", "no trained PAD target", trained & (tgt == plan_vocab.PAD),
           "a position with target PAD has weight > 0")
-    # Each example's prompt is BOS + chars of "Goal\n<goal>\nPlan\n": its targets are the chars
-    # before the example's first non-char target (STEP or THINK).
+    # Each example's prompt is BOS + chars of "Goal\n<goal>\nPlan\n" with clause markers in the
+    # goal: its targets are the chars and markers before the example's first other target (STEP
+    # or THINK).
     pos = within(seg)
     not_char = ~((tgt >= _PLAN_CHARS[0]) & (tgt < _PLAN_CHARS[1])) & (seg > 0)
+    not_char &= ~((tgt >= plan_vocab.CLAUSE_IDS[0]) & (tgt <= plan_vocab.CEND))  # clause markers are prompt
     B, L = tgt.shape
     n = int(seg.max())
     prompt_end_Bxn = np.full((B, n), L)

@@ -10,7 +10,7 @@ import ml_collections
 from gestalt_jax.model.layers import StackConfig, dense
 from gestalt_jax.model.ngrams import NgramBag, NgramInput, segment_cumsum
 from gestalt_jax.model.transformer import Stack, embedding, segment_mask, stack_config
-from gestalt_jax.text import plan_vocab
+from gestalt_jax.text import labels, plan_vocab
 
 
 class Planner(nn.Module):
@@ -47,9 +47,11 @@ class Planner(nn.Module):
         starts_BxT = (ids_BxT == plan_vocab.STEP) | (ids_BxT == plan_vocab.THINK)
         byte_BxT = ids_BxT - plan_vocab.CHAR_OFFSET
         is_char_BxT = (byte_BxT >= 0) & (byte_BxT < 256)
+        clause_BxT = clause_index(ids_BxT, positions_BxT) * is_char_BxT
         initialised = self.has_variable("cache", "cached_copy_key")
         if self.decode:
-            source_BxS, causal_BxTxS, offset = self._source_cache(byte_BxT, is_char_BxT, starts_BxT, initialised)
+            source_BxS, clause_BxS, causal_BxTxS, offset = self._source_cache(byte_BxT, is_char_BxT, clause_BxT,
+                                                                               starts_BxT, initialised)
         else:
             if segments_BxT is None:
                 in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
@@ -58,6 +60,7 @@ class Planner(nn.Module):
                 in_prompt_BxT = segment_cumsum(starts_BxT.astype(jnp.int32), segments_BxT) == 0
                 causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None] & segment_mask(segments_BxT)[:, 0]
             source_BxS, offset = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1), 0
+            clause_BxS = clause_BxT * in_prompt_BxT
         x = embedding(plan_vocab.VOCAB_SIZE, cfg, "embed")(ids_BxT)
         # Each prompt position's input also holds the goal's n-grams ending there.
         local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0,
@@ -70,6 +73,8 @@ class Planner(nn.Module):
                                                                                    segments_BxT)
         bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
         lm_in_BxTxD = h_BxTxD + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
+        lm_in_BxTxD = lm_in_BxTxD + ClauseReader(self.ngram_buckets, cfg, name="clauses")(
+            h_BxTxD, self._step_number(ids_BxT, segments_BxT), source_BxS, clause_BxS, causal_BxTxS)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(lm_in_BxTxD)
         logits_BxTxV = logits_BxTxV.astype(jnp.float32)
 
@@ -87,26 +92,44 @@ class Planner(nn.Module):
         logits_BxTxV = jax.lax.dynamic_update_slice(logits_BxTxV, copy_BxTx256, (0, 0, plan_vocab.CHAR_OFFSET))
         return nn.with_logical_constraint(logits_BxTxV, ("batch", "length", "vocab"))
 
-    def _source_cache(self, byte_BxT, is_char_BxT, starts_BxT, initialised):
-        """Decoding: the source byte (-1 where none) of the last cfg.train_len positions before this
-        call, then of the new ones; which of them each new position may see; and where the new
-        positions start. Only that window is kept, not the whole KV cache's length: no prompt and
-        plan is longer than the training length, and the n-grams and the copy head, recomputed over
-        it at every step, then cost the same however long the cache is. Whether a row is still in
-        its prompt carries over between calls."""
+    def _step_number(self, ids_BxT, segments_BxT):
+        """How many STEP tokens the plan has had at each position, this one included (the step
+        whose tool, arguments or end the position predicts); carried between decoding calls."""
+        is_step_BxT = (ids_BxT == plan_vocab.STEP).astype(jnp.int32)
+        if not self.decode:
+            return jnp.cumsum(is_step_BxT, axis=1) if segments_BxT is None else segment_cumsum(is_step_BxT,
+                                                                                                segments_BxT)
+        B = ids_BxT.shape[0]
+        fed = self.variable("cache", "steps_fed", lambda: jnp.zeros((B,), jnp.int32))
+        steps_BxT = fed.value[:, None] + jnp.cumsum(is_step_BxT, axis=1)
+        if self.has_variable("cache", "cached_copy_key"):  # not the init call
+            fed.value = steps_BxT[:, -1]
+        return steps_BxT
+
+    def _source_cache(self, byte_BxT, is_char_BxT, clause_BxT, starts_BxT, initialised):
+        """Decoding: the source byte (-1 where none) and the clause (0 where none) of the last
+        cfg.train_len positions before this call, then of the new ones; which of them each new
+        position may see; and where the new positions start. Only that window is kept, not the
+        whole KV cache's length: no prompt and plan is longer than the training length, and the
+        n-grams, the clauses and the copy head, recomputed over it at every step, then cost the
+        same however long the cache is. Whether a row is still in its prompt carries over between
+        calls."""
         B, T = byte_BxT.shape
         W = self.cfg.train_len
         cs = self.variable("cache", "cached_copy_source", lambda: jnp.full((B, W), -1, jnp.int32))
+        cc = self.variable("cache", "cached_clause", lambda: jnp.zeros((B, W), jnp.int32))
         open_ = self.variable("cache", "copy_in_prompt", lambda: jnp.ones((B,), bool))
         in_prompt_BxT = open_.value[:, None] & (jnp.cumsum(starts_BxT, axis=1) == 0)
         source_BxT = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1)
+        clause_BxT = clause_BxT * in_prompt_BxT
         if not initialised:  # init call: allocate only
-            return source_BxT, jnp.tril(jnp.ones((T, T), bool))[None], 0
+            return source_BxT, clause_BxT, jnp.tril(jnp.ones((T, T), bool))[None], 0
         source_BxS = jnp.concatenate([cs.value, source_BxT], axis=1)
-        cs.value = source_BxS[:, T:]
+        clause_BxS = jnp.concatenate([cc.value, clause_BxT], axis=1)
+        cs.value, cc.value = source_BxS[:, T:], clause_BxS[:, T:]
         open_.value = open_.value & ~jnp.any(starts_BxT, axis=1)
         causal_TxS = jnp.arange(W + T)[None, :] <= (W + jnp.arange(T))[:, None]
-        return source_BxS, causal_TxS[None], W
+        return source_BxS, clause_BxS, causal_TxS[None], W
 
     def _key_cache(self, k_BxTxD, initialised):
         """Decoding: the copy keys of the positions _source_cache returned (its window, then the
@@ -118,6 +141,61 @@ class Planner(nn.Module):
         k_BxSxD = jnp.concatenate([ck.value, k_BxTxD], axis=1)
         ck.value = k_BxSxD[:, T:]
         return k_BxSxD
+
+
+def clause_index(ids_BxT, positions_BxT):
+    """The clause (1..MAX_CLAUSES) each position's example is in at that position: k after the
+    marker C<k> of its prompt (plan_vocab.encode_prompt), 0 before the first marker and from
+    CEND on. `positions_BxT` count from each example's first position, so a marker of the
+    example before it in a packed row is not its own; in a call that holds no marker (decoding
+    one token), 0."""
+    T = ids_BxT.shape[1]
+    first, end = plan_vocab.CLAUSE_IDS[0], plan_vocab.CEND
+    is_marker_BxT = (ids_BxT >= first) & (ids_BxT <= end)
+    k_BxT = jnp.where(is_marker_BxT & (ids_BxT != end), ids_BxT - first + 1, 0)
+    t_T = jnp.arange(T)
+    last_BxT = jax.lax.cummax(jnp.where(is_marker_BxT, t_T, -1), axis=1)
+    own_BxT = (last_BxT >= 0) & (last_BxT >= t_T - positions_BxT)
+    return jnp.where(own_BxT, jnp.take_along_axis(k_BxT, jnp.maximum(last_BxT, 0), axis=1), 0)
+
+
+class ClauseReader(nn.Module):
+    """What the LM head reads of the goal's clauses: attention from each position (its state and
+    the number of the step it is in) over the clauses it can see, each clause one key and value
+    (its bag of n-grams, model/ngrams.py, and its number k), read at the clause's last byte. A plan's k-th step most often asks for the
+    k-th clause's request, but not always ("..., but check the build first"; a greeting clause
+    asks for nothing): the attention learns which clause a step is about, and the clause's own
+    words, not the whole goal's, then say which tool it asks for."""
+    buckets: int
+    cfg: StackConfig
+
+    @nn.compact
+    def __call__(self, h_BxTxD, step_BxT, source_BxS, clause_BxS, causal_BxTxS):
+        cfg = self.cfg
+        # Each run of equal clause numbers is one clause: a packed row's examples and their
+        # frames (clause 0) lie between, so neither n-grams nor bags cross a clause.
+        S = clause_BxS.shape[1]
+        change_BxS = clause_BxS != jnp.pad(clause_BxS, ((0, 0), (1, 0)), constant_values=-1)[:, :S]
+        run_BxS = jnp.cumsum(change_BxS, axis=1)
+        is_text_BxS = (clause_BxS > 0) & (source_BxS >= 0)
+        bag_BxSxD = NgramBag(self.buckets, cfg, pool="prefix", name="ngrams")(source_BxS, is_text_BxS, run_BxS)
+        nxt_BxS = jnp.pad(clause_BxS, ((0, 0), (0, 1)), constant_values=-1)[:, 1:]
+        last_BxS = (clause_BxS > 0) & (nxt_BxS != clause_BxS)
+        key_BxSxD = (dense(cfg.d_model, ("embed", "mlp"), cfg, "key")(bag_BxSxD)
+                     + embedding(plan_vocab.CEND - plan_vocab.CLAUSE_IDS[0] + 1, cfg, "number")(clause_BxS))
+        value_BxSxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "value")(bag_BxSxD)
+        steps = labels.MAX_STEPS + 1
+        query_BxTxD = (dense(cfg.d_model, ("embed", "mlp"), cfg, "query")(h_BxTxD)
+                       + embedding(steps + 1, cfg, "step")(jnp.minimum(step_BxT, steps)))
+        scores_BxTxS = jnp.einsum("btd,bsd->bts", query_BxTxD, key_BxSxD,
+                                  preferred_element_type=jnp.float32) / jnp.sqrt(cfg.d_model)
+        seen_BxTxS = last_BxS[:, None, :] & causal_BxTxS
+        scores_BxTxS = jnp.where(seen_BxTxS, scores_BxTxS, -jnp.inf)
+        top_BxTx1 = jnp.max(scores_BxTxS, axis=-1, keepdims=True)
+        weights_BxTxS = jnp.exp(scores_BxTxS - jnp.where(jnp.isfinite(top_BxTx1), top_BxTx1, 0.0))
+        weights_BxTxS = weights_BxTxS / jnp.maximum(jnp.sum(weights_BxTxS, axis=-1, keepdims=True), 1e-30)
+        read_BxTxD = jnp.einsum("bts,bsd->btd", weights_BxTxS.astype(value_BxSxD.dtype), value_BxSxD)
+        return dense(cfg.d_model, ("mlp", "embed"), cfg, "out")(read_BxTxD)
 
 
 def build_planner(c: ml_collections.ConfigDict, train: bool = False) -> Planner:

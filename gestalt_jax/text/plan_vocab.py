@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gestalt_jax.text import labels
+from gestalt_jax.text import clauses, labels
 
 NUM_PICKS = 16  # a step's result is addressed by its first NUM_PICKS hits/lines
 
@@ -81,6 +81,8 @@ _NAMES = (
     + tuple(f"N{n}" for n in range(1, NUM_PICKS + 1))
     + tuple(_char_name(b) for b in range(256))
     + WORDS
+    + tuple(f"C{k}" for k in range(1, clauses.MAX_CLAUSES + 1))
+    + ("CEND",)
 )
 _IDS = {name: i for i, name in enumerate(_NAMES)}
 assert len(_IDS) == len(_NAMES), "plan vocabulary has duplicate token names"
@@ -111,6 +113,11 @@ STEP_REF_IDS = tuple(token_id(f"S{k}") for k in range(1, labels.MAX_STEPS + 1))
 PICK_IDS = tuple(token_id(f"N{n}") for n in range(1, NUM_PICKS + 1))
 CHAR_OFFSET = token_id(_char_name(0))
 WORD_IDS = {w: token_id(w) for w in WORDS}
+# Clause markers of the prompt: C<k> before the goal's k-th clause (text/clauses.py), CEND after
+# the goal; consecutive ids, CEND last.
+CLAUSE_IDS = tuple(token_id(f"C{k}") for k in range(1, clauses.MAX_CLAUSES + 1))
+CEND = token_id("CEND")
+assert CEND == CLAUSE_IDS[-1] + 1 == CLAUSE_IDS[0] + clauses.MAX_CLAUSES
 
 _TOOL_OF_ID = {i: t for t, i in zip(labels.TOOLS, TOOL_IDS)}
 _ARG_OF_ID = {i: a for a, i in ARG_IDS.items()}
@@ -124,19 +131,36 @@ def encode_text(text: str) -> list[int]:
 
 
 def encode_prompt(goal: str) -> list[int]:
-    """BOS + chars of "Goal\\n<goal>\\nPlan\\n"; plan tokens follow it."""
-    return [BOS] + encode_text(f"Goal\n{goal}\nPlan\n")
+    """BOS + chars of "Goal\\n", the goal's clauses each after its marker C<k>, CEND, chars of
+    "\\nPlan\\n"; plan tokens follow it. The goal's chars are its UTF-8 bytes in order."""
+    ids = [BOS] + encode_text("Goal\n")
+    for k, clause in enumerate(clauses.cut(goal)):
+        ids += [CLAUSE_IDS[k]] + encode_text(clause)
+    return ids + [CEND] + encode_text("\nPlan\n")
 
 
 def visible_goal(goal: str, limit: int) -> str:
     """The goal as the planner sees it: its end, when encode_prompt(goal) would exceed `limit` ids
-    (the planner's training examples and its decoding both keep a long goal's end)."""
-    frame = len(encode_prompt(""))
+    (the planner's training examples and its decoding both keep a long goal's end): the longest
+    end of its bytes whose prompt fits."""
     if len(encode_prompt(goal)) <= limit:
         return goal
-    if limit <= frame:
+    if limit <= len(encode_prompt("")):
         return ""
-    return goal.encode("utf-8")[-(limit - frame):].decode("utf-8", errors="ignore")
+    raw = goal.encode("utf-8")
+
+    def end(drop: int) -> str:
+        return raw[drop:].decode("utf-8", errors="ignore")
+    lo, hi = 1, len(raw)  # the prompt of end(hi) = "" fits; find the fewest bytes dropped that fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(encode_prompt(end(mid))) <= limit:
+            hi = mid
+        else:
+            lo = mid + 1
+    while len(encode_prompt(end(lo))) > limit:  # a clause count that is not monotonic in the cut
+        lo += 1
+    return end(lo)
 
 
 def _encode_value(value, step: int, arg: str) -> list[int]:
