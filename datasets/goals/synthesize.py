@@ -7,10 +7,15 @@ Each goal is drawn from sentence frames: "{run} {tests}", "where is {pat} used?"
 {a/b/c}, or an argument (ARGS: a path, a search pattern, a note, an equation), which becomes
 a labelled span of the goal. A single-step goal is a full frame of its tool, or an imperative
 clause in a wrapper ("can you {}?", "mind {running the tests}?"), sometimes after a sentence of
-context ("CI went red after my merge."). A composite is one multi-step frame (COMBOS) or 2 to 4
-clauses, each its own tool, a reference step ("... and open the second hit") or a follow-up
-("if anything fails, fix it"), joined with connectors, numbered ("1) ... 2) ..."), or put in an
-ORDERS frame ("after running the tests, ...", "..., but first check the build"). Surface noise
+context ("CI went red after my merge."), or the thing asked for first ("I need the build checked"). A
+composite is one multi-step frame (COMBOS); bare verbs of the argument-less tools from per-tool tables
+("build, test, fix, retest", "train -> eval -> retrain"); or clauses of 2 to 4 steps in all, each its own
+tool, a reference ("... and open the second hit", "open hits 1 and 3", "read hit #2", "the top two
+results"), a follow-up ("whatever fails, fix it") or a clause after a condition ("if the build is green,
+..."), joined with connectors, marked ("1) ... 2) ...", "step one: ...", "first ..., second ..."), with
+position words after them ("... first, ... second", "... to start, ... next, ... last"), put in an ORDERS
+frame ("after running the tests, ...", "..., but first check the build"), or with the things asked for
+first ("I need the tests run; whatever fails, fix it", "the tests, then a lint pass"). Surface noise
 (typos, capitals, dropped apostrophes, trailing punctuation) touches only the text around the
 spans. The file is training data only; the script checks it before it exits and fails when any
 check does not hold.
@@ -238,6 +243,10 @@ TOPICS = table("""the {env} server | {person} | the {w} module | port {port} | {
 ORDINALS = {1: ("first", "1st", "top"), 2: ("second", "2nd"), 3: ("third", "3rd"), 4: ("fourth", "4th"),
             5: ("fifth", "5th"), 6: ("sixth", "6th"), 7: ("seventh", "7th")}
 PICK_P = (0.4, 0.25, 0.15, 0.12, 0.08)
+# Picks by number: "open hits 1 and 3", "read hit #2", "item three", "entry number 4", "match no. 2".
+CARDINALS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+NUMBER_FORMS = ("{d}", "#{d}", "{w}", "number {d}", "number {w}", "no. {d}", "No. {d}")  # {no}
+CARD_FORMS = ("{w}", "{d}", "#{d}")  # {card}: one form for all the picks of a frame ("hits 1 and 3")
 
 
 def pick(rng, seq):
@@ -367,7 +376,19 @@ FRAMES = {k: table(v) for k, v in dict(
         how do you feel about {flaky tests/writing docs/long training runs/merge conflicts}? |
         why do people write {unit tests/docs/proofs}? |
         is it hard to {train a model/write a proof in Lean/build a compiler}? |
-        who invented {unit testing/the compiler/grep/git}?""",
+        who invented {unit testing/the compiler/grep/git}? |
+        let's talk about {topic_fun} | can we talk about {opinion}? | can we discuss {opinion}? |
+        let's discuss {concept} | discuss {concept} with me | chat with me about {topic_fun} |
+        I'd like to chat about {concept} | let's have a chat about {topic_fun} | wanna chat? |
+        let's just talk for a bit | I just want to talk, no tasks | talk to me about {topic_fun} |
+        tell me your thoughts on {concept} | what's your opinion on {opinion}? | what do you make of {opinion}? |
+        let's debate {opinion} | convince me about {opinion} | what's on your mind? |
+        what's something you find fascinating? | how's your {day} going? | do you want to talk about {topic_fun}? |
+        let's change the subject | can we talk about something fun? | what do you like talking about? |
+        tell me about your {favourite/favorite} {fav} |
+        give me some advice on {staying focused/sleeping better/public speaking} |
+        what do you think of me? | I'm taking a break, keep me company | any thoughts on {topic_fun}? |
+        what would you ask me if you could?""",
     RUN_TESTS="""do {tests} pass? | do {tests} still pass? | does {suite} pass? |
         are {tests} passing right now? | are all tests green? | is {suite} green? |
         let's see if {suite} passes | let's see whether {tests} pass |
@@ -388,7 +409,12 @@ FRAMES = {k: table(v) for k, v in dict(
         which tests are failing? | show me which tests fail | does everything pass? | test it | test the code |
         test my changes | test the {w} module | run a quick test pass | can you test this? |
         {run} {tests} and tell me what breaks | smoke test it | any red in {suite}? | how green is {suite}? |
-        does {runner} pass? | is {runner} green? | {runner} pls | what does {runner} say?""",
+        does {runner} pass? | is {runner} green? | {runner} pls | what does {runner} say? |
+        what's the pass rate of {suite}? | how many tests fail right now? | are there any red tests? |
+        is anything broken test-wise? | did {tests} survive my refactor? | any test regressions since {day}? |
+        can you verify {tests} still pass? | do my changes pass {tests}? | status of {tests}? | what's failing? |
+        let me know whether {tests} pass | {tests} - green or red? | pass or fail on {tests}? |
+        are {tests} happy with my change? | exercise {suite} for me""",
     CHECK_BUILD="""does {proj} compile? | does {proj} still build? | will it compile? |
         is the build {green/broken/red/clean/ok/passing}? | any type errors in {proj}? | any compile errors? |
         are there any build errors? | does it build cleanly? | I wonder if {proj} still compiles |
@@ -405,7 +431,11 @@ FRAMES = {k: table(v) for k, v in dict(
         is main building? | will the build pass? | are there any type errors? | does the typechecker pass? |
         does mypy pass? | does tsc pass? | what's the build status? | how's the build? | build status? |
         build ok? | does {proj} build on my machine? | is {proj} building cleanly? | does {builder} pass? |
-        does {builder} still succeed? | is the build happy? | any errors from {builder}?""",
+        does {builder} still succeed? | is the build happy? | any errors from {builder}? |
+        is the build healthy? | does the build go through? | does {proj} build without warnings? |
+        can {proj} be built? | does {builder} complain? | is the typecheck clean? | what does the compiler say? |
+        any build breakage? | has anything broken the build? | is {proj} buildable? | build green? |
+        did {proj} survive the rebase? build it | are we still compiling?""",
     FIX_TESTS="""the tests are {red/failing/broken}, can you fix them? | tests are failing, sort it out |
         {num} tests are failing, please fix them | something broke the tests, fix it |
         can you get {suite} green again? | could you have a go at fixing the tests? |
@@ -422,7 +452,12 @@ FRAMES = {k: table(v) for k, v in dict(
         the suite is red, make it green | {num} failures in {suite}, please fix | help me fix {failing} |
         there are {num} red tests, can you fix them? | why is {suite} failing? please fix it |
         tests failing again :( fix pls | get CI green | the build passes but {tests} fail, fix them |
-        {failing} are blocking my PR, fix them | make {suite} pass | turn {suite} green""",
+        {failing} are blocking my PR, fix them | make {suite} pass | turn {suite} green |
+        something's red in {suite}, mend it | {suite} broke, please repair it | could you debug {failing}? |
+        why do {failing} fail? sort them out | {num} specs are failing, patch them up | can you make CI pass again? |
+        help, the tests are broken | I broke the tests, can you fix them? | can you unbreak {tests}? |
+        my PR is red, fix the tests | there's a failing test, fix it | the tests are flaky and red, stabilise them |
+        can you mend {failing}?""",
     DOCS_LINT="""any lint errors in {docs}? | any broken links in {docs}? |
         anything wrong with the formatting of {docs}? | docs lint | quick docs check | docs linter please |
         run markdownlint | I wonder if the docs still pass lint |
@@ -438,7 +473,11 @@ FRAMES = {k: table(v) for k, v in dict(
         are there broken links anywhere in {docs}? | are {docs} ready for the release? lint them |
         I need {docs} linted | I'd like {docs} linted | check the spelling in {docs} | spellcheck the docs |
         is the README well-formed? | does the changelog pass lint? | do {docs} have formatting problems? |
-        run vale on the docs | docs look ok? | are {docs} clean?""",
+        run vale on the docs | docs look ok? | are {docs} clean? |
+        are the docs tidy? | any style issues in {docs}? | are {docs} well formatted? | do {docs} have typos? |
+        any bad headings in {docs}? | how clean is the markdown? | is the markdown lint-free? |
+        any formatting errors in the README? | are there any broken anchors in {docs}? | docs in good shape? |
+        does markdownlint complain about {docs}? | do the docs pass the style checks?""",
     LEAN_SUITE="""do {lean_p} still go through? | are {lean_p} still valid? | does {lean_s} pass? |
         do {lean_p} compile? | is {lean_s} green? | I wonder whether {lean_p} still hold |
         would you mind running {lean_s}? | can you verify {lean_p}? | lean suite | lean check please |
@@ -451,7 +490,11 @@ FRAMES = {k: table(v) for k, v in dict(
         do {lean_p} still typecheck? | did the mathlib bump break {lean_p}? | any failures in {lean_s}? |
         is everything in {lean_s} still proved? | I need {lean_s} run | I'd like {lean_p} re-checked |
         how are {lean_p} doing? | are {lean_p} ok? | do all the theorems still check? | re-check the theorems |
-        do the lemmas still go through?""",
+        do the lemmas still go through? |
+        do all {lean_p} still check? | is mathlib still happy with {lean_p}? | does lake build pass? |
+        any sorries left in {lean_p}? | are {lean_p} sound? | any proof errors in {lean_s}? |
+        has anything in {lean_s} regressed? | do the formal proofs still hold up? | lean green? | lake build? |
+        can Lean still verify {lean_p}? | are {lean_p} all checked?""",
     EVAL="""how well does {model} do on the benchmarks? | how good is {model} now? |
         what are the eval numbers right now? | what's the current accuracy? | how does {model} score? |
         let's see how {model} scores | I wonder how {model} performs on the held-out set |
@@ -466,7 +509,13 @@ FRAMES = {k: table(v) for k, v in dict(
         is {model} better than before? | what's our accuracy at? | I need eval numbers |
         I'd like to see how {model} does | can I get a score for {model}? | give me the scores for {model} |
         test {model} on the held-out set | assess {model} | measure how good {model} is |
-        show me the metrics for {model} | how well is {model} doing? | numbers for {model}?""",
+        show me the metrics for {model} | how well is {model} doing? | numbers for {model}? |
+        how well do you score on the benchmarks? | how good are you on {evals} now? | how accurate are you now? |
+        how do you perform on the held-out set? | what's your score on {evals}? | test yourself on the benchmarks |
+        evaluate yourself | grade yourself on {evals} | are you getting any better? run {evals} |
+        did training make you better? evaluate | what accuracy do you get? | run {evals} on yourself |
+        has {model} regressed? | what's the eval loss? | how do the numbers look for {model}? |
+        where does {model} land on {evals}?""",
     TRAIN="""start training | let's train | time to {tverb} {model} | can you {tverb} {model}? |
         please train yourself | could you {tverb} {model} for me? | I'd like you to {start} {trainrun} |
         {tverb} {model} on the built-in data | {tverb} {model} for a few more steps |
@@ -481,7 +530,13 @@ FRAMES = {k: table(v) for k, v in dict(
         train {model} overnight | keep training | resume training from the last checkpoint |
         I need {model} retrained | I'd like {model} trained some more | can we {tverb} {model}? |
         let's do a training run | {optimise/optimize} the weights | teach {model} some more |
-        update {model} with more training | is it time to {tverb} {model}? go for it""",
+        update {model} with more training | is it time to {tverb} {model}? go for it |
+        improve yourself on the new data | can you learn from the new data? | go learn some more |
+        get smarter, train on the data | could you train yourself a bit? | please fine-tune yourself |
+        learn from the latest examples | keep learning | teach yourself on the built-in data |
+        how about another training run? | let's fine-tune on the fresh data | can you update your weights? |
+        time for some more training | train yourself overnight | can you study the new data? |
+        I'd like you to get better through training""",
     SEARCH="""where is {pat} used? | where is {pat} defined? | who calls {pat}? | which files mention {pat}? |
         is {pat} used anywhere? | any mentions of {pat} in the codebase? | can you find where {pat} appears? |
         I wonder where {pat} is used | where do we call {pat} | search the workspace for {pat} |
@@ -500,7 +555,12 @@ FRAMES = {k: table(v) for k, v in dict(
         grep -r {pat} . | grep -rn {pat} src | rg -n {pat} | search: {pat} | find: {pat} |
         look for {pat} everywhere | find every usage of {pat} | search for instances of {pat} |
         scan the repo for {pat} | where does {pat} live? | grep -i {pat} | which files contain {pat}? |
-        what files reference {pat}? | is {pat} defined anywhere? | show me the lines with {pat}""",
+        what files reference {pat}? | is {pat} defined anywhere? | show me the lines with {pat} |
+        is there a {pat} anywhere in the code? | where can I find {pat}? | any code touching {pat}? |
+        what uses {pat}? | who imports {pat}? | where does {pat} come from? | where do we reference {pat}? |
+        list every occurrence of {pat} | show me all hits for {pat} | grep me {pat} | search code: {pat} |
+        give me all the places where {pat} appears | is {pat} mentioned anywhere? | which files use {pat}? |
+        quick grep: {pat}""",
     READ_FILE="""what's in {path}? | what does {path} say? | what does {path} look like? |
         can you show the contents of {path}? | could you open {path} for me? | I want to read {path} |
         I wonder what's inside {path} | let me see {path} | please read the file {path} |
@@ -514,7 +574,12 @@ FRAMES = {k: table(v) for k, v in dict(
         I need the contents of {path} | let me look at {path} | read {path} to me | show me the file {path} |
         open up {path} please | print out {path} | print the contents of {path} |
         dump the contents of {path} | can you pull up {path}? | have a look at {path} |
-        show me the source of {path} | what's the content of {path}? | how does {path} look?""",
+        show me the source of {path} | what's the content of {path}? | how does {path} look? |
+        show me what {path} has in it | could you read out {path}? | let me have a look at {path} |
+        I'd like a look at {path} | can you cat {path}? | what's inside the file {path}? |
+        open {path} so I can see it | mind showing me {path}? | paste {path} here |
+        can you print out {path} for me? | how is {path} written? | I'm curious what {path} says |
+        quick look at {path}? | head {path}""",
     LIST_FILES="""what files are in {dir}? | which files live in {dir}? | what's in the {dir} folder? |
         what's inside the {dir} directory? | can you list the files under {dir}? |
         show me the directory tree under {dir} | show the contents of directory {dir} |
@@ -533,7 +598,12 @@ FRAMES = {k: table(v) for k, v in dict(
         show me the files | ls pls | list files pls | tree | what's in this directory? |
         what's in the current directory? | what do we have here? | show the repo layout |
         give me the file list | what sits in {dir}? | which files does {dir} have? | show directory {dir} |
-        what's in the {dir} dir?""",
+        what's in the {dir} dir? |
+        anything in {dir}? | is {dir} empty? | what does {dir} hold? | what kinds of files are in {dir}? |
+        how's the repo {organised/organized}? | can you show me the folder structure? |
+        what's the directory structure of {dir}? | give me an overview of the files in {dir} |
+        which files are in the root? | what's at the top level? | what directories are there? |
+        show me the tree | what got checked into {dir}?""",
     PATCH_DRY_RUN="""would {patch} apply? | does {patch} apply cleanly? |
         does {patch} still apply on top of main? | can you see whether {patch} applies? |
         would my patch at {patch} go in cleanly? | I wonder if {patch} applies |
@@ -548,7 +618,12 @@ FRAMES = {k: table(v) for k, v in dict(
         patch --dry-run -p1 < {patch} | patch -p1 --dry-run -i {patch} | dry-run {patch} pls |
         I need to know if {patch} applies | I'd like to test-apply {patch} | can you dry-run {patch}? |
         {person} sent {patch}, does it apply? | before I apply {patch}, will it go in cleanly? |
-        is {patch} still good against HEAD? | does {patch} apply on HEAD?""",
+        is {patch} still good against HEAD? | does {patch} apply on HEAD? |
+        can {patch} go in without conflicts? | will {patch} merge cleanly? | is {patch} still applicable? |
+        does {patch} still fit the current tree? | do all hunks of {patch} apply? | is {patch} stale? |
+        does {patch} need a rebase? | git apply --check {patch} pls | can you trial {patch}? |
+        what happens if I apply {patch}? dry run it | is {patch} compatible with HEAD? |
+        would {patch} apply on main? | any rejected hunks in {patch}?""",
     PROVE_ALGEBRA="""prove {eq} | show that {lhs} equals {rhs} | is {lhs} equal to {rhs}? |
         is {lhs} the same as {rhs}? | verify {eq} | can you prove that {lhs} equals {rhs}? | check that {eq} |
         prove the identity {eq} | demonstrate that {lhs} equals {rhs} | verify algebraically: {eq} |
@@ -562,7 +637,11 @@ FRAMES = {k: table(v) for k, v in dict(
         does {lhs} expand to {rhs}? | does {lhs} simplify to {rhs}? | is {lhs} identical to {rhs}? |
         is {lhs} equivalent to {rhs}? | check my algebra: {eq} | my homework says {eq}, is that right? |
         confirm the identity {eq} | establish {eq} | verify the identity {eq} | is it the case that {eq}? |
-        show algebraically that {eq} | prove {lhs} equals {rhs} | prove that {lhs} is equal to {rhs}""",
+        show algebraically that {eq} | prove {lhs} equals {rhs} | prove that {lhs} is equal to {rhs} |
+        is {eq} an identity? | does {lhs} reduce to {rhs}? | is {lhs} always {rhs}? |
+        can {lhs} be rewritten as {rhs}? | prove for me that {eq} | want a proof: {eq} |
+        is this identity true: {eq}? | does {lhs} work out to {rhs}? | does the identity {eq} hold? |
+        check: {eq} | does {lhs} come out as {rhs}? | I claim {eq}. prove it""",
     MEMORY_ADD="""note: {note} | remember {note} | please remember that {note} | keep in mind that {note} |
         save a note: {note} | add to memory: {note} | don't forget: {note} | store this: {note} |
         make a note that {note} | jot down that {note} | memo: {note} | remember '{note}' |
@@ -579,7 +658,11 @@ FRAMES = {k: table(v) for k, v in dict(
         btw {note} - note that down | fyi: {note}. save it | important: {note}. don't forget |
         remember this: {note} | store: {note} | file this away: {note} | take note: {note} |
         take a note that {note} | could you make a note that {note}? | write this down: {note} |
-        save to memory: {note} | note for later: {note}""",
+        save to memory: {note} | note for later: {note} |
+        please keep this: {note} | save this: {note} | store in memory: {note} | new note: {note} |
+        add a memory: {note} | remember, {note} | make sure to note that {note} | you should know that {note} |
+        can you store that {note}? | would you jot down that {note}? | put this in your notes: {note} |
+        add to your notes that {note} | record this: {note} | bookmark this: {note} | please record that {note}""",
     MEMORY_SEARCH="""what do you remember about {topic}? | do you remember anything about {topic}? |
         what did I tell you about {topic}? | remind me what I said about {topic} |
         search your memory for {topic} | what was the thing about {topic}? |
@@ -598,7 +681,12 @@ FRAMES = {k: table(v) for k, v in dict(
         I need my notes on {topic} | I'd like to know what I told you about {topic} |
         my memory's hazy - what did I say about {topic}? | what's stored under {topic}? |
         what do you have on {topic}? | query memory: {topic} | what's in my notes about {topic}? |
-        anything in memory about {topic}? | search notes: {topic} | do my notes say anything about {topic}?""",
+        anything in memory about {topic}? | search notes: {topic} | do my notes say anything about {topic}? |
+        what have we got on {topic}? | does {topic} ring a bell? | did I ever mention {topic}? |
+        anything in your notes on {topic}? | what was it I said about {topic}? | what do you recall about {topic}? |
+        can you remind me about {topic}? | jog my memory on {topic} | what's on file for {topic}? |
+        what's the note on {topic}? | any saved info on {topic}? | search your notes: {topic} |
+        what did we note down about {topic}? | tell me what you remember about {topic}""",
 ).items()}
 
 # Clauses start with their verb (gerund() turns it into "running", "fixing", ...); commands that start
@@ -609,7 +697,10 @@ CLAUSES = {k: table(v) for k, v in dict(
         run the {kind} suite | give {suite} a spin | do a test run | do a quick test pass | smoke-test {proj} |
         {run} the {kind} tests | run {runner} | {run} {runner} |
         give {tests} a go | run pytest on the {w} package | run the tests for the {w} module |
-        check the tests pass | launch the test runner""",
+        check the tests pass | launch the test runner |
+        execute the {kind} specs | verify {tests} pass | confirm {tests} are green | run the test target |
+        run every test | rerun CI locally | kick the tests | do a full test pass | spin up the test runner |
+        run a regression pass | run the test suite for the {w} package | exercise {proj}""",
     CHECK_BUILD="""check the build | {verify/confirm} the build | build {proj} | compile {proj} |
         type-check {proj} | typecheck {proj} | run a build check | do a build check |
         {check} that {proj} compiles | try building {proj} | run cargo check | run the type checker |
@@ -618,38 +709,63 @@ CLAUSES = {k: table(v) for k, v in dict(
         run the typechecker | typecheck everything | see if it builds | see whether {proj} compiles |
         {check} that {proj} still builds | check for type errors | verify it builds | test the build |
         do a clean build | {check} the build is green | run {builder} | rebuild {proj} | recompile {proj} |
-        do a full build | check it compiles | compile and report errors""",
+        do a full build | check it compiles | compile and report errors |
+        run a compile | produce a build | assemble {proj} | give {proj} a compile | put {proj} through the compiler |
+        run the type checks | do a full rebuild | build from scratch | check that it compiles cleanly |
+        run a debug build | run a release build | build the {w} crate | compile the {w} package |
+        typecheck the {w} module""",
     FIX_TESTS="""{fix} {failing} | make the failing tests pass | get {suite} green again | fix the tests |
         fix what fails | fix any failures | attempt a fix for the test failures |
         try to fix whatever is failing | make the tests pass | fix the {kind} tests | make {failing} pass |
         get {tests} passing again | turn the tests green | get CI green again | heal the test suite |
         repair the broken tests | make everything pass | debug the failing tests and fix them |
         fix whatever's failing | get the tests to pass | make the suite pass again | repair the suite |
-        unbreak {tests} | get {failing} working again | make the red tests green | debug {failing}""",
+        unbreak {tests} | get {failing} working again | make the red tests green | debug {failing} |
+        mend {failing} | debug and fix {failing} | patch the failing tests | {stabilise/stabilize} the flaky tests |
+        make CI pass | repair {suite} | fix the red specs | chase down the test failures and fix them |
+        bring {suite} back to green | sort out the broken tests | make the failures go away |
+        correct the failing assertions | fix the code until the tests pass | resolve the test failures""",
     DOCS_LINT="""{lint} {docs} | lint the docs | run the docs linter | lint the markdown |
         check {docs} for lint errors | run a lint pass over {docs} | check the docs | lint the README |
         run markdownlint | run markdownlint on {docs} | check the markdown for errors |
         check {docs} for broken links | check for dead links in {docs} | run a link check on {docs} |
         check the docs formatting | validate the docs | lint all the markdown | run vale on {docs} |
         review {docs} for lint issues | run the doc checks | check the doc links |
-        make sure {docs} are lint-clean""",
+        make sure {docs} are lint-clean |
+        lint-check {docs} | run the markdown linter | scan {docs} for dead links |
+        look over {docs} for formatting mistakes | run the prose linter | run a style check on {docs} |
+        check the headings in {docs} | validate the links in {docs} | verify the markdown formatting |
+        audit {docs} for broken links | do a docs lint pass | check the docs for typos""",
     LEAN_SUITE="""{run} {lean_s} | {run} {lean_p} | run lean | check {lean_p} | verify {lean_p} |
         run the Lean checks | re-verify {lean_p} | give {lean_s} a run | re-check {lean_p} | typecheck {lean_p} |
         make sure {lean_p} still go through | confirm {lean_p} still hold | check the theorems |
         compile the Lean proofs | run the proof checker | check every Lean theorem |
-        check that the Lean files compile""",
+        check that the Lean files compile |
+        run lake build | build the Lean project | check the proofs | verify the theorems | check the lemmas |
+        re-run the proof checks | run the Lean verifier | machine-check {lean_p} |
+        run the theorem checker over {lean_p} | validate {lean_p} | check {lean_s} |
+        make sure every lemma is still proved | verify the formal proofs""",
     EVAL="""{run} {evals} | evaluate {model} | score {model} | benchmark {model} | run {evals} on {model} |
         measure {model}'s accuracy | evaluate | eval {model} | kick off an evaluation run | run eval |
         measure how {model} does | check how {model} scores | test {model} on the benchmarks | grade {model} |
         run the benchmark suite | compute the metrics | get eval numbers for {model} | run {evals} against {model} |
         see how {model} performs | assess {model} | do an eval pass | evaluate {model} on the held-out set |
-        check {model}'s accuracy | re-run the evals | run the evaluation on {model}""",
+        check {model}'s accuracy | re-run the evals | run the evaluation on {model} |
+        run a self-evaluation | run yourself through {evals} | score yourself on {evals} |
+        test yourself on the held-out set |
+        measure your accuracy | run the scorer | compute the eval metrics for {model} | rate {model} on {evals} |
+        put {model} through {evals} | check {model} against the benchmarks | take {model} through an eval pass |
+        get a score for {model} | measure {model} on {evals} | quantify how good {model} is""",
     TRAIN="""{tverb} {model} | {start} {trainrun} | train | {tverb} it | run a training session |
         do a training run | train for {num} steps | train for another {num} steps | run {num} more training steps |
         train on the latest data | update the weights | do some training | resume training |
         train a bit more | fit {model} | run the trainer | launch the trainer | give {model} more training |
         do another epoch | run another epoch | train overnight | {optimise/optimize} the weights |
-        run training | train up {model} | train {model} more | retrain from scratch | do more training on {model}""",
+        run training | train up {model} | train {model} more | retrain from scratch | do more training on {model} |
+        get better by training on the new data | train yourself | fine-tune yourself | retrain yourself |
+        learn from the new data | teach yourself more | update your weights | fit the weights to the new data |
+        do a fine-tuning pass | do a few epochs | run a few epochs | run some training steps |
+        train {model} from the last checkpoint | warm-start {model} and train it""",
     SEARCH="""search for {pat} | grep for {pat} | grep {pat} | find uses of {pat} | find usages of {pat} |
         look for {pat} | find where {pat} is defined | search the code for {pat} |
         find occurrences of {pat} | locate {pat} | search the repo for {pat} | hunt down {pat} |
@@ -660,14 +776,22 @@ CLAUSES = {k: table(v) for k, v in dict(
         look for {pat} in the code | find every reference to {pat} | look up where {pat} is referenced |
         scan for {pat} | find {pat} in the codebase | search for occurrences of {pat} | run git grep {pat} |
         look up {pat} in the code | find anything matching {pat} | find lines matching {pat} |
-        search for lines containing {pat} | find the declaration of {pat} | find the implementation of {pat}""",
+        search for lines containing {pat} | find the declaration of {pat} | find the implementation of {pat} |
+        grep the sources for {pat} | ripgrep for {pat} | find mentions of {pat} | pinpoint {pat} |
+        search everything for {pat} | seek out {pat} | find places that call {pat} | comb the repo for {pat} |
+        dig for {pat} in the code | run rg {pat} | look through the code for {pat} | chase down every use of {pat} |
+        find all the spots where {pat} appears | search all files for {pat}""",
     READ_FILE="""open {path} | read {path} | cat {path} | show me {path} | show {path} | view {path} |
         print {path} | open up {path} | dump {path} | display {path} | look at {path} | inspect {path} |
         have a look at {path} | take a look at {path} | peek at {path} | pull up {path} | bring up {path} |
         load {path} | skim {path} | examine {path} | show the contents of {path} |
         print the contents of {path} | display the file {path} | open the file {path} | read through {path} |
         show me what's in {path} | dump the contents of {path} | print out {path} | output {path} |
-        give me {path} | fetch {path}""",
+        give me {path} | fetch {path} |
+        read out {path} | paste {path} | go through {path} | cat out {path} | open and read {path} |
+        show me the file at {path} | pop open {path} | crack open {path} | look over {path} |
+        print {path} to the screen | display the contents of {path} | view the file {path} |
+        read the contents of {path} | open the file at {path}""",
     LIST_FILES="""list {dir} | list the files in {dir} | ls {dir} | list files under {dir} |
         show what's under {dir} | list what's in {dir} | list the repo root | ls | list the files |
         list everything in the workspace | show the contents of the {dir} folder | show what's inside {dir} |
@@ -675,25 +799,41 @@ CLAUSES = {k: table(v) for k, v in dict(
         ls -l {dir} | ls -la {dir} | list the directory {dir} | list the folder {dir} | browse {dir} |
         look inside {dir} | list whatever is in {dir} | show me the files in {dir} | enumerate the files |
         list the top-level files | show the project layout | list the contents of {dir} |
-        list all files under {dir} | list {dir} recursively | show the tree of {dir} | ls the {dir} folder""",
+        list all files under {dir} | list {dir} recursively | show the tree of {dir} | ls the {dir} folder |
+        list the entries in {dir} | run ls on {dir} | show the folder structure | print the tree of {dir} |
+        walk the {dir} tree | inventory {dir} | list the directory contents | list the subfolders of {dir} |
+        show what {dir} holds | dump the file list of {dir} | {catalogue/catalog} the files in {dir} |
+        list the root directory | list the workspace | show every file in {dir}""",
     PATCH_DRY_RUN="""dry-run {patch} | dry-run the patch {patch} | test-apply {patch} | dry-apply {patch} |
         check that {patch} applies | do a dry run of {patch} | try applying {patch} without committing |
         apply {patch} in dry-run mode | see if {patch} applies cleanly | test {patch} without applying it |
         check whether {patch} would apply | see whether {patch} applies | verify {patch} applies |
         run git apply --check on {patch} | trial-apply {patch} | do a trial apply of {patch} |
         check {patch} for conflicts | try {patch} in dry-run mode | preview {patch} | simulate applying {patch} |
-        run a dry run of {patch}""",
+        run a dry run of {patch} |
+        trial {patch} | dry-apply the patch {patch} | test {patch} against the tree | check {patch} applies on HEAD |
+        check {patch} still applies | validate {patch} | see if {patch} goes in cleanly |
+        run patch --dry-run on {patch} | try {patch} out without applying | make sure {patch} applies |
+        confirm {patch} applies cleanly | check {patch} for rejected hunks | test whether {patch} applies""",
     PROVE_ALGEBRA="""prove {eq} | prove that {eq} | show that {lhs} equals {rhs} | verify {eq} |
         check that {eq} | demonstrate that {eq} | confirm {lhs} equals {rhs} | establish that {eq} | show {eq} |
         verify that {lhs} and {rhs} are equal | check whether {lhs} equals {rhs} | prove the identity {eq} |
         show {lhs} expands to {rhs} | confirm that {eq} holds | check the identity {eq} |
-        simplify {lhs} and check it equals {rhs}""",
+        simplify {lhs} and check it equals {rhs} |
+        reduce {lhs} to {rhs} | expand {lhs} and compare with {rhs} | prove the equation {eq} |
+        prove {eq} formally | verify the equation {eq} | show the identity {eq} holds | check my identity {eq} |
+        work out whether {eq} | rewrite {lhs} as {rhs} and prove it | prove {lhs} is {rhs} |
+        show {lhs} is equal to {rhs} | demonstrate {eq} | confirm the equation {eq} | double-check {eq}""",
     MEMORY_ADD="""remember that {note} | note that {note} | save a note that {note} | make a note that {note} |
         jot down that {note} | keep in mind that {note} | add to memory that {note} |
         store the fact that {note} | write down that {note} | add a note that {note} |
         {memorise/memorize} that {note} | note down that {note} | log that {note} | record that {note} |
         commit to memory that {note} | remember this: {note} | save this note: {note} |
-        remember for later that {note} | keep a note that {note} | add this to your notes: {note}""",
+        remember for later that {note} | keep a note that {note} | add this to your notes: {note} |
+        store that {note} | put in memory that {note} | save the note '{note}' | file away that {note} |
+        keep track of the fact that {note} | record the fact that {note} | add a memory that {note} |
+        save to memory that {note} | put down that {note} | log a note that {note} |
+        remember the fact that {note} | capture the note that {note}""",
     MEMORY_SEARCH="""recall what I said about {topic} | look up my notes on {topic} |
         check memory for {topic} | recall anything about {topic} | search memory for {topic} |
         recall my notes on {topic} | dig up what you know about {topic} | pull up my notes about {topic} |
@@ -701,14 +841,21 @@ CLAUSES = {k: table(v) for k, v in dict(
         remind me about {topic} | look up {topic} in memory | look up {topic} in your notes |
         fetch my notes on {topic} | retrieve what you know about {topic} | search the notes for {topic} |
         find the note about {topic} | check what I said about {topic} | go through my notes on {topic} |
-        bring up my notes on {topic} | query memory for {topic} | check your notes on {topic}""",
+        bring up my notes on {topic} | query memory for {topic} | check your notes on {topic} |
+        jog my memory about {topic} | retrieve my notes on {topic} | dig out the note about {topic} |
+        scan your memory for {topic} | look through memory for {topic} | fetch what you remember about {topic} |
+        recall the note on {topic} | pull up anything on {topic} | check the notes on {topic} |
+        consult your notes on {topic} | read back my notes on {topic} | look up what we noted about {topic}""",
     TALK="""tell me how it went | explain the results to me | tell me what you think |
         let me know if it worked | tell me about it | summarize what happened | explain what's wrong |
         give me a quick summary | tell me if it worked | walk me through the results | tell me how it did |
         explain it in plain words | let me know how it goes | report back | give me the gist |
         tell me what you found | {summarise/summarize} the results | explain what you found | fill me in |
         give me a summary | tell me the outcome | tell me what broke | let me know what happened |
-        walk me through it | explain the output | talk me through it""",
+        walk me through it | explain the output | talk me through it |
+        give me a rundown | break it down for me | {summarise/summarize} the outcome | tell me what changed |
+        let me know the verdict | share your thoughts | describe what went wrong | give me your take |
+        tell me what you make of it | sum it up for me | tell me whether it worked | give me a short report""",
 ).items()}
 
 # Noun phrases of a step: "..., followed by a build check", "once the test run is done, ...". Singular,
@@ -730,58 +877,106 @@ REFS = {k: table(v) for k, v in {
         open the file with the {nth} hit | take me to the {nth} match | jump to the {nth} hit |
         go to the {nth} result | bring up the {nth} hit | view the {nth} match | print the {nth} matching file |
         show me the {nth} one | display the {nth} hit | open the {nth} file it finds |
-        read the file where it's defined | show me where it's defined""",
+        read the file where it's defined | show me where it's defined |
+        open hit {no} | read hit {no} | open result {no} | show me result {no} | open match {no} | cat hit {no} |
+        open item {no} | view result {no} | pull up hit {no} | read result {no} | show me match {no} |
+        open search result {no}""",
     ("LIST_FILES", "READ_FILE"): """open the {nth} one | read the {nth} file | cat the {nth} entry |
         show the {nth} file | open the {nth} file | show me the {nth} entry | open the {nth} file listed |
         open the {nth} entry | print the {nth} file | show me the {nth} item | read the {nth} one |
         cat the {nth} file in the listing | open the {nth} thing in there | display the {nth} file |
-        view the {nth} entry""",
+        view the {nth} entry |
+        open entry {no} | read file {no} | cat item {no} | show me entry {no} | open item {no} | open file {no} |
+        print entry {no} | view item {no} | read entry {no} | cat file {no}""",
     ("SEARCH", "MEMORY_ADD"): """remember the {nth} hit | note down the {nth} match |
         remember where it's defined | save the {nth} result to memory | note it down |
         make a note of the {nth} hit | save the {nth} hit as a note | jot down the {nth} result |
-        keep the {nth} match in mind | note where it lives | remember the file it's in | write down the {nth} hit""",
+        keep the {nth} match in mind | note where it lives | remember the file it's in | write down the {nth} hit |
+        remember hit {no} | note down result {no} | save match {no} to memory | jot down hit {no} |
+        if it finds anything, remember the {nth} hit""",
     ("LIST_FILES", "MEMORY_ADD"): """remember the {nth} file | note the {nth} entry |
         save the {nth} filename to memory | jot down the {nth} filename | remember the {nth} entry |
-        keep the {nth} name in mind""",
+        keep the {nth} name in mind |
+        remember entry {no} | note down file {no} | save item {no} to memory""",
     ("READ_FILE", "MEMORY_ADD"): """remember the path | note down the path | save that path to memory |
         note it down | jot down the path | remember which file that was | keep the path in mind""",
     ("EVAL", "MEMORY_ADD"): """remember the score | remember the result | save the numbers to memory |
         note the score | save the first line of the report to memory | write the score down |
         store the eval result in memory | log the score to memory | jot down the results |
         keep a note of the numbers | remember how it did | save the score | note down the accuracy |
-        store the metrics""",
+        store the metrics |
+        if it improved, remember the score | if the numbers beat the baseline, note them |
+        should the score go up, save it to memory""",
     ("PROVE_ALGEBRA", "MEMORY_ADD"): """remember the result | remember the outcome | note whether it held |
         note it down | jot down whether it holds | save the result""",
     ("FIX_TESTS", "MEMORY_ADD"): """remember what you changed | note down the fix |
         save a note of what you fixed | jot down what the fix was | remember the fix""",
     ("RUN_TESTS", "MEMORY_ADD"): """remember the {nth} failure | note the results |
         save the test results to memory | jot down the failures | remember which tests failed |
-        note the {nth} failing test""",
+        note the {nth} failing test |
+        remember failure {no} | note down failure {no} | should anything fail, remember the {nth} failure |
+        in case of failures, note them down""",
     ("CHECK_BUILD", "MEMORY_ADD"): """remember the {nth} error | note down the errors |
-        save the build output to memory | jot down the {nth} error | remember what broke""",
+        save the build output to memory | jot down the {nth} error | remember what broke |
+        note down error {no} | remember error {no} | if the build is red, note the {nth} error""",
     ("DOCS_LINT", "MEMORY_ADD"): """remember the {nth} warning | note the lint results | jot down the warnings |
-        save the lint output""",
+        save the lint output |
+        remember warning {no} | note warning {no} | if there are warnings, jot them down""",
     ("LEAN_SUITE", "MEMORY_ADD"): """remember the result | note which proofs failed | jot down the failures |
         save the result to memory""",
     ("TRAIN", "MEMORY_ADD"): """remember the final loss | note the training result | jot down the loss |
         remember how training went | save the final metrics""",
 }.items()}
 
+# References of several steps, one per pick: {card} is a pick by number, {@k} picks 1 to k ("the top two").
+REFS_MULTI = {k: table(v) for k, v in {
+    ("SEARCH", "READ_FILE"): """open hits {card} and {card} | show results {card} and {card} |
+        read matches {card} and {card} | open results {card}, {card} and {card} | cat hits {card} & {card} |
+        open the top {two/2} results{@2} | open the top {two/2} hits{@2} | read the first {two/2} matches{@2} |
+        open the first couple of hits{@2} | open the top {three/3} results{@3} | show me the first {three/3} hits{@3} |
+        pull up results {card} and {card} | view matches {card} and {card} | open {card} and {card}""",
+    ("LIST_FILES", "READ_FILE"): """open files {card} and {card} | read entries {card} and {card} |
+        cat items {card} and {card} | show me the first {two/2} files{@2} | open the first {three/3} entries{@3} |
+        read the top {two/2} files{@2} | open entries {card}, {card} and {card} | open the first couple of files{@2}""",
+    ("SEARCH", "MEMORY_ADD"): """remember hits {card} and {card} | note down the top {two/2} results{@2} |
+        save the first {two/2} matches{@2} | jot down results {card} and {card}""",
+    ("LIST_FILES", "MEMORY_ADD"): "remember entries {card} and {card} | note the first {two/2} filenames{@2}",
+    ("RUN_TESTS", "MEMORY_ADD"): "remember failures {card} and {card} | note down the first {two/2} failures{@2}",
+    ("CHECK_BUILD", "MEMORY_ADD"): "note down the first {two/2} errors{@2} | remember errors {card} and {card}",
+}.items()}
+
 # Clauses that only read well right after a given tool's step ("run the tests; if anything fails, fix
 # it"): (tool before, tool) → frames. They take no reference and stay after the step they follow.
 FOLLOWUPS = {k: table(v) for k, v in {
     ("RUN_TESTS", "FIX_TESTS"): """if anything fails, fix it | fix whatever fails | if any fail, fix them |
-        fix anything that breaks | if something's red, fix it | repair whatever breaks | if they fail, fix them""",
+        fix anything that breaks | if something's red, fix it | repair whatever breaks | if they fail, fix them |
+        whatever breaks, fix it | whatever fails, {fix} it | should anything fail, fix it |
+        should any test fail, {fix} it | in case of failures, {fix} them | in case anything fails, fix it |
+        if there are failures, {fix} them | if the suite is red, fix it | if any test is red, {fix} it |
+        any failures, fix them | anything red, mend it | if it fails, debug it | where something fails, repair it""",
+    ("RUN_TESTS", "TALK"): """if anything fails, tell me what | should anything break, explain why |
+        in case of failures, walk me through them | if they're red, tell me which""",
+    ("CHECK_BUILD", "TALK"): """if the build is red, tell me why | if the build is red, explain the errors |
+        should it fail to compile, tell me what broke | in case of errors, walk me through them""",
+    ("LEAN_SUITE", "TALK"): """if a proof breaks, tell me which | should anything fail, explain it |
+        in case of failures, tell me what went wrong""",
+    ("DOCS_LINT", "TALK"): "if there are warnings, explain them | in case of errors, walk me through them",
+    ("EVAL", "TRAIN"): """if the score dropped, {tverb} {model} | if it got worse, retrain |
+        should the numbers be bad, train some more | in case it regressed, {tverb} {model}""",
     ("FIX_TESTS", "RUN_TESTS"): """run them again | rerun them | check that they pass now | confirm they pass |
         rerun the suite to confirm | make sure they're green""",
     ("TRAIN", "EVAL"): """evaluate it | see how it scores | score the result | benchmark the result |
-        evaluate the new weights | check how it does""",
+        evaluate the new weights | check how it does | once it finishes, evaluate it |
+        when training is done, score it | if the loss went down, evaluate it""",
     ("CHECK_BUILD", "RUN_TESTS"): """if it builds, {run} {tests} | if that's green, {run} {tests} |
-        if it compiles, {run} {tests} | assuming it builds, {run} {tests}""",
-    ("PATCH_DRY_RUN", "RUN_TESTS"): """if it applies, {run} {tests} | if that's clean, {run} {tests} |
-        if it goes in cleanly, {run} {tests}""",
+        if it compiles, {run} {tests} | assuming it builds, {run} {tests} | should it compile, {run} {tests} |
+        if the build is green, {run} {tests} | provided it builds, {run} {tests}""",
     ("PROVE_ALGEBRA", "LEAN_SUITE"): "if it holds, {run} {lean_s} | double-check with {lean_s}",
-    ("PATCH_DRY_RUN", "CHECK_BUILD"): "if it applies, check the build | if it goes in, make sure it compiles",
+    ("PATCH_DRY_RUN", "CHECK_BUILD"): """if it applies, check the build | if it goes in, make sure it compiles |
+        should it apply cleanly, check the build | if there are no conflicts, build it""",
+    ("PATCH_DRY_RUN", "RUN_TESTS"): """if it applies, {run} {tests} | if that's clean, {run} {tests} |
+        if it goes in cleanly, {run} {tests} | should it apply, {run} {tests} |
+        if there are no conflicts, {run} {tests}""",
 }.items()}
 
 # Goals that are one frame of several steps. "TOOL<k" takes step k's {nth} (else 1st) result; "<k=" the same
@@ -858,6 +1053,22 @@ COMBOS = tuple((f, spec.split()) for f, spec in (
     ("prove {eq}, run {lean_s}, then tell me how it went", "PROVE_ALGEBRA LEAN_SUITE TALK"),
     ("recall {topic}, then {tverb} {model} and evaluate it", "MEMORY_SEARCH TRAIN EVAL"),
     ("lint {docs} and fix the tests", "DOCS_LINT FIX_TESTS"),
+    # picks by number
+    ("grep {pat} and open hits {card} and {card}", "SEARCH READ_FILE<1 READ_FILE<1"),
+    ("search for {pat}; open the top {two/2} results{@2}", "SEARCH READ_FILE<1 READ_FILE<1"),
+    ("ls {dir}, then open entries {card}, {card} and {card}", "LIST_FILES READ_FILE<1 READ_FILE<1 READ_FILE<1"),
+    ("where's {pat}? open result {no}", "SEARCH READ_FILE<1"),
+    ("what's in {dir}? read item {no} and remember its name", "LIST_FILES READ_FILE<1 MEMORY_ADD<1="),
+    ("find {pat}, open match {no}, then {run} {tests}", "SEARCH READ_FILE<1 RUN_TESTS"),
+    ("search {pat} and {pat}; open hit {no} of the second search", "SEARCH SEARCH READ_FILE<2"),
+    # conditions first, and the thing asked for first
+    ("{run} {tests}; should anything fail, {fix} it and rerun", "RUN_TESTS FIX_TESTS RUN_TESTS"),
+    ("I need {tests} run; whatever fails, fix it", "RUN_TESTS FIX_TESTS"),
+    ("get the build checked and {docs} linted", "CHECK_BUILD DOCS_LINT"),
+    ("the tests, then a lint pass{/ please/, thanks}", "RUN_TESTS DOCS_LINT"),
+    ("I want {model} {trained/retrained/fine-tuned}, then evaluated", "TRAIN EVAL"),
+    ("if the build is green, {run} {tests}; if not, tell me why", "CHECK_BUILD RUN_TESTS TALK"),
+    ("{tverb} {model} and evaluate it; should the score drop, {tverb} it again", "TRAIN EVAL TRAIN"),
 ))
 
 # Two-part orders of a composite: A is its first step's clause, B the rest (joined with connectors), B1
@@ -873,6 +1084,138 @@ ORDERS = table("""after {A-ing}, {B} | start by {A-ing}, then {B} | begin by {A-
     after {A-noun}, {B} | {B1} after {A-noun} | start with {A-noun}, then {B} | {A-noun} first, then {B}""")
 NUMBERED = ("{k}) ", "{k}. ", "({k}) ", "step {k}: ", "{k}- ", "{k}/ ")
 FIRST = ("first ", "first, ", "first off, ", "to start, ", "to begin with, ")
+
+
+def forms_of(block: str) -> dict[str, tuple[str, ...]]:
+    """'terse: a | b  again: c | d' → {"terse": ("a", "b"), "again": ("c", "d")}."""
+    parts = re.split(r"\b(terse|again|cond|passive|items):", block)
+    return {k: table(v) for k, v in zip(parts[1::2], parts[2::2])}
+
+
+# Per tool, the forms a composite or a goal may take besides its frames and clauses: `terse`, bare verbs for
+# telegraphic chains of the argument-less tools ("build, test, fix, retest"), `again` when that tool comes a
+# second time; `cond`, a condition on how its step went, before the next clause ("if the build is green, run
+# the tests"): the steps still run in order (the tools judge the outcome) and the clause so opened stays after
+# its step, and none asks to fix ("if it passes, fix the tests" does not read); `passive`, a participle for
+# the thing asked for first ("I need the tests run", "get the build checked and the docs linted", "I want a
+# build check done, then ..."); `items`, a noun for it ("the tests, then a lint pass"). Written
+# "kind: a | b | ..." a kind.
+FORMS = {t: forms_of(v) for t, v in dict(
+    TALK="""terse: report back | {summarise/summarize} | tell me | explain | sum up | tell me how it went
+        items: a summary | a quick report | your take | a short rundown""",
+    RUN_TESTS="""terse: test | run tests | run the tests | tests | test it | pytest | run the suite | unit-test |
+            run specs
+        again: retest | re-test | rerun tests | re-run the tests | test again | tests again
+        cond: if the tests pass, | if everything is green, | once they pass, | if nothing fails, |
+            should they pass, | if it's all green, | provided the tests pass,
+        passive: {tests} run | the tests run | {suite} run | a test run done | {tests} executed |
+            the {kind} tests run | {tests} run through
+        items: the tests | a pass of the tests | a test run | {suite} | a round of tests | the {kind} tests |
+            a full test pass""",
+    CHECK_BUILD="""terse: build | compile | typecheck | type-check | check the build | build it | compile it |
+            cargo check | tsc
+        again: rebuild | recompile | build again | re-typecheck
+        cond: if the build is green, | if it compiles, | once it builds, | should it build, | if the build passes, |
+            if it type-checks,
+        passive: the build checked | {proj} compiled | {proj} built | {proj} type-checked | a build check done |
+            the build verified | {proj} typechecked
+        items: the build | a build check | a compile | a type-check | a clean build | a build | a typecheck pass""",
+    FIX_TESTS="""terse: fix tests | fix the tests | repair the tests | mend the tests | debug the tests |
+            fix the failing tests
+        again: fix again | fix what's still red
+        cond: once they're fixed, | once the tests are green, | after the fix,
+        passive: {failing} fixed | the tests fixed | {suite} green again | the failures fixed | {failing} repaired |
+            {failing} sorted out | the red tests fixed
+        items: a fix for the failures | fixes for {failing} | a round of test fixes | a repair of {failing}""",
+    DOCS_LINT="""terse: lint | lint docs | lint the docs | docs lint | check the docs | markdownlint |
+            lint the markdown
+        again: re-lint | lint again
+        cond: if the docs are clean, | if there are no lint errors, | should the docs pass,
+        passive: {docs} linted | the docs checked | the markdown linted | {docs} lint-checked | a docs lint done |
+            the links in {docs} checked
+        items: a lint pass | a docs lint | the docs linter | a link check on {docs} | markdownlint |
+            a lint of {docs}""",
+    LEAN_SUITE="""terse: check the proofs | run lean | lean | verify the proofs | check proofs | lean check |
+            run the lean suite
+        again: re-check the proofs | recheck proofs | run lean again
+        cond: if the proofs check, | if lean is green, | if everything is proved,
+        passive: {lean_p} checked | {lean_p} verified | {lean_s} run | {lean_p} re-checked | a Lean check done
+        items: the lean suite | {lean_s} | a Lean proof check | the proof checks""",
+    EVAL="""terse: evaluate | eval | benchmark | score | evaluate it | score it | bench | run evals |
+            run the benchmarks
+        again: re-evaluate | re-eval | eval again | re-score | score again | re-benchmark
+        cond: if the numbers look good, | if the score improved, | if it beats the baseline, | should it score well,
+        passive: {model} evaluated | {model} benchmarked | {model} scored | an eval done | {evals} run |
+            {model} assessed
+        items: an eval | the evals | {evals} | a benchmark run | a round of evals | an evaluation of {model}""",
+    TRAIN="""terse: train | retrain | fine-tune | finetune | train it | train the model | fine-tune it | train a bit
+        again: retrain | re-train | train again | fine-tune again
+        cond: once training finishes, | when it's done training, | if the loss looks ok, | once the run is over,
+        passive: {model} trained | {model} retrained | {model} fine-tuned | a training run done |
+            some training done | {model} trained a bit more
+        items: a training run | a training pass | some training | a fine-tune | another epoch | a round of training""",
+    SEARCH="""cond: if it finds anything, | if there are hits,
+        passive: the code searched for {pat} | every use of {pat} found | the repo grepped for {pat} |
+            {pat} tracked down | all references to {pat} found
+        items: a grep for {pat} | a search for {pat} | every use of {pat} | all mentions of {pat}""",
+    READ_FILE="""passive: {path} opened | {path} printed | {path} shown to me | {path} opened up
+        items: the contents of {path} | a look at {path} | {path}""",
+    LIST_FILES="""passive: {dir} listed | the files in {dir} listed | the contents of {dir} listed
+        items: a listing of {dir} | the files in {dir} | an ls of {dir} | the file list""",
+    PATCH_DRY_RUN="""cond: if it applies, | should it apply cleanly, | if there are no conflicts, |
+            if the patch is clean,
+        passive: {patch} dry-run | {patch} test-applied | {patch} checked for conflicts | {patch} dry-applied
+        items: a dry run of {patch} | a test-apply of {patch} | a conflict check on {patch}""",
+    PROVE_ALGEBRA="""cond: if it holds, | if that's true, | should it hold, | if the identity is right,
+        passive: {eq} proved | {eq} verified | the identity {eq} checked
+        items: a proof that {eq} | a proof of {eq}""",
+    MEMORY_ADD="""passive: it noted that {note} | it on record that {note} | it written down that {note}
+        items: a note that {note}""",
+    MEMORY_SEARCH="""passive: my notes on {topic} pulled up | {topic} looked up in memory |
+            what I said about {topic} dug up
+        items: my notes on {topic} | whatever you remember about {topic}""",
+).items()}
+
+
+def forms(kind: str) -> dict[str, tuple[str, ...]]:
+    return {t: f[kind] for t, f in FORMS.items() if kind in f}
+
+
+TERSE, AGAIN, PASSIVE, ITEMS = forms("terse"), forms("again"), forms("passive"), forms("items")
+CONDITIONS = forms("cond") | dict(any=table("""if that works, | if all goes well, | if that passes, |
+    assuming that's fine, | if nothing breaks, | if that's clean, | provided that succeeds, | should that pass, |
+    if it's all good, | if that goes through, | if no errors, | once that's done,"""))
+# Bare verbs that read only after a given tool ("test, fix"); words that mark a tool's second time.
+TERSE_AFTER = {("RUN_TESTS", "FIX_TESTS"): table("""fix | repair | mend | debug | fix failures | fix what breaks |
+    fix them | fix what fails | fix anything red | repair what fails""")}
+AGAIN_WORDS = (" again", " once more", " one more time", " again pls", " a second time")
+TERSE_SEP = (", ", " and ", " then ", ", then ", " -> ", " / ", "; ", " → ", " > ", " + ", " & ", " => ", ". ")
+TERSE_LAST = (", and ", " and ", " and then ", ", then ", ", and finally ", " then finally ")
+TERSE_NEXT = dict(RUN_TESTS="FIX_TESTS", CHECK_BUILD="RUN_TESTS", TRAIN="EVAL", FIX_TESTS="RUN_TESTS", EVAL="TRAIN",
+                  DOCS_LINT="CHECK_BUILD", LEAN_SUITE="EVAL")
+
+# Position words: "{A} first, {B} second", "first {A}, second {B}", "{A} to start, {B} next, {C} last",
+# "step one: {A}, step two: {B}". The words say the order, so a frame that puts them after the clauses may
+# give the clauses in another order ("lint the docs second, check the build first").
+ORDINAL_WORDS = (("first", "second", "third", "fourth"), ("1st", "2nd", "3rd", "4th"),
+                 ("firstly", "secondly", "thirdly", "fourthly"))
+AT_FIRST = ("to start", "to begin with", "first of all", "up front", "first thing")
+AT_NEXT = ("next", "after that", "then", "afterwards", "after this")
+AT_LAST = ("last", "at the end", "to finish", "last of all", "at the very end", "finally")
+LAST_WORDS = ("finally", "lastly", "last", "and finally", "and last")
+STEP_MARKS = ("step {w}: ", "step {d}: ", "step {w} - ", "stage {w}: ", "{o} step: ", "#{d}: ", "#{d} ",
+              "{o} thing: ", "task {d}: ", "{o}: ", "step #{d}: ", "part {w}: ")
+
+# Thing-first goals: LEADS around them per form; THING_SEP between two things ("the build checked and the docs
+# linted"), THING_LAST before the last of three or more, THING_TO_CLAUSE before the clauses that follow
+# ("I need the tests run; whatever fails, fix it").
+LEADS = {"passive": table("""I need {} | I want {} | I'd like {} | get {} | can I get {}? | could I have {}? |
+             let's get {} | we need {} | please get {} | I'd love to see {} | I'd like to have {} | have {}, please"""),
+         "items": table("""{} | I need {} | I'd like {} | give me {} | can I get {}? | let's have {} | I want {} |
+             {} please | {}, please | {} pls | let's do {} | do {}""")}
+THING_SEP = (" and ", ", then ", ", ", " and then ", ", followed by ", " then ", " -> ", ", after that ")
+THING_LAST = (", and ", ", and then ", ", and finally ", " and finally ", " and ")
+THING_TO_CLAUSE = ("; ", ", then ", ". ", " - ", "; then ", ", and ")
 THEN = (", then", " and then", "; then", ", and then", ". Then", ", next", ", after that")
 
 # Wrappers around imperative clauses; INTERJECTIONS fit any goal. POLITE_ING take the clause as a
@@ -951,7 +1294,8 @@ TALK_WORDS = re.compile(r"\b(tests?|testing|build\w*|compil\w*|lint\w*|docs?|doc
 CHAT_CUES = re.compile(r"\b(thanks for|thank you for|what'?s the point of|what is an? |explain how|do you enjoy|"
                        r"how do you feel about|why do people|is it hard to|who invented)", re.IGNORECASE)
 # Verbs whose -ing form doubles the last consonant; first words that are not verbs ("ls", "cat", "go run").
-DOUBLE = set("run rerun get set jot fit spin begin grep scan dig skim log pin stop output spit commit debug".split())
+DOUBLE = set("run rerun get set jot fit spin begin grep scan dig skim log pin stop output spit commit debug put pop "
+             "ripgrep sum jog let".split())
 NO_ING = set("ls cat less bat tree dir rg ag git npm cargo go eval pytest try".split())
 
 
@@ -991,10 +1335,14 @@ def fill(template: str, rng, st: dict | None = None) -> list:
             out.append(DYNAMIC[key](rng))
         elif "/" in key:
             out += fill(pick(rng, key.split("/")), rng, st)
-        elif key == "nth":
+        elif key in ("nth", "card", "no"):
             prev = st["picks"][-1] if st["picks"] else 0  # "the 2nd and 4th": increasing
-            st["picks"].append(prev + int(rng.integers(1, 3)) if prev else int(rng.choice(5, p=PICK_P)) + 1)
-            out.append(pick(rng, ORDINALS[st["picks"][-1]]))
+            st["picks"].append(k := prev + int(rng.integers(1, 3)) if prev else int(rng.choice(5, p=PICK_P)) + 1)
+            form = (pick(rng, ORDINALS[k]) if key == "nth" else pick(rng, NUMBER_FORMS) if key == "no"
+                    else CARD_FORMS[st.setdefault("card", int(rng.integers(len(CARD_FORMS))))])
+            out.append(form.replace("{d}", str(k)).replace("{w}", CARDINALS[k - 1]))
+        elif key[0] == "@":  # "the top two": picks 1 to k, no text
+            st["picks"] += range(1, int(key[1:]) + 1)
         elif key in ("eq", "lhs", "rhs"):
             if key != "rhs":
                 st["eq"] = identity(rng)
@@ -1014,10 +1362,12 @@ def text(template: str, rng) -> str:
 
 
 def build(frame: str, spec: list[str], rng) -> tuple[list, list]:
-    """(pieces, steps) of one frame; steps are (tool, args) with spans handed out in order."""
+    """(pieces, steps) of one frame; steps are (tool, args) with spans handed out in order. A spec
+    "TOOL<k*" is one reference step per pick of the frame ("open hits 1 and 3")."""
     st = {"picks": [], "eq": None}
     pieces = fill(frame, rng, st)
     spans, picks, steps, last = [p for p in pieces if isinstance(p, Span)], st["picks"], [], 1
+    spec = [s for x in spec for s in ([x[:-1]] * len(picks) if x.endswith("*") else [x])]
     for s in spec:
         tool, _, ref = s.partition("<")
         args = {}
@@ -1082,10 +1432,28 @@ def wrap(pieces: list, rng, p: float, polite: bool, ing: bool = False, ctx: str 
     return pieces
 
 
+def lead(pieces: list, form: str) -> list:
+    """`pieces` in a form such as "I need {}" or "can I get {}?"."""
+    before, after = form.split("{}")
+    return [x for x in [before] + pieces + [after] if x != ""]
+
+
+def leads(kind: str, tool: str, question: bool = True) -> list[str]:
+    """The LEADS of a thing-first goal that opens with `tool`'s thing: "do {}" only for a tool without
+    arguments ("do a test run", not "do my notes on ..."); a question only when `question`."""
+    return [f for f in LEADS[kind] if (question or "?" not in f) and not ("do {}" in f and labels.TOOL_ARGS[tool])]
+
+
 def single(tool: str, rng) -> tuple[list, list]:
-    if tool == "TALK" or rng.random() < 0.55:
+    r = rng.random()
+    if tool == "TALK" or r < 0.55:
         pieces, steps = build(pick(rng, FRAMES[tool]), [tool], rng)
         return wrap(pieces, rng, 0.2, polite=False, ctx=context(tool, rng, 0.12)), steps
+    if r < 0.61:  # the thing first: "I need the build checked", "a listing of src, please"
+        kind = "passive" if tool in PASSIVE and rng.random() < 0.6 else "items"
+        pieces, steps = build(pick(rng, (PASSIVE if kind == "passive" else ITEMS)[tool]), [tool], rng)
+        form = pick(rng, [f for f in leads(kind, tool) if f != "{}"])
+        return wrap(lead(pieces, form), rng, 0.15, polite=False, ctx=context(tool, rng, 0.12)), steps
     pieces, steps = build(pick(rng, CLAUSES[tool]), [tool], rng)
     return wrap(pieces, rng, 0.6, polite=True, ing=True, ctx=context(tool, rng, 0.12)), steps
 
@@ -1098,47 +1466,63 @@ def next_tool(prev: str | None, rng) -> str:
     return tools[int(rng.choice(len(tools), p=w / w.sum()))]
 
 
-def ref_clause(steps: list, rng) -> tuple[list, list] | None:
-    """A clause using the last step's result ("open the 2nd hit", "remember the score"), if it has one."""
+def picks_of(frame: str) -> int:
+    """How many picks a REFS_MULTI frame makes ("open hits {card} and {card}": 2, "the top two{@2}": 2)."""
+    return frame.count("{card}") + sum(int(k) for k in re.findall(r"\{@(\d)\}", frame))
+
+
+def ref_clause(steps: list, room: int, rng) -> tuple[list, list] | None:
+    """A clause using the last step's result ("open the 2nd hit", "remember the score", "open hits 1 and
+    3": one step a pick, at most `room` steps), if it has one."""
     prev, prev_args = steps[-1]
     if prev == "READ_FILE":  # "..., open the first hit and remember the path": the hit of the search
         src = prev_args["path"]
-        if not isinstance(src, dict):
-            return None
+        if not isinstance(src, dict) or len(steps) > 1 and isinstance(steps[-2][1].get("path"), dict):
+            return None  # not after "open hits 1 and 2": which path?
         spec = f"MEMORY_ADD<{src['from']}.{src['pick']}"
         return build(pick(rng, REFS["READ_FILE", "MEMORY_ADD"]), [spec], rng)
     dsts = [dst for src, dst in REFS if src == prev]
     if not dsts:
         return None
     dst = pick(rng, dsts)
+    multi = [f for f in REFS_MULTI.get((prev, dst), ()) if picks_of(f) <= room]
+    if multi and rng.random() < 0.3:
+        return build(pick(rng, multi), [f"{dst}<{len(steps)}*"], rng)
     return build(pick(rng, REFS[prev, dst]), [f"{dst}<{len(steps)}"], rng)
 
 
 @dataclasses.dataclass
 class Clause:
-    """One step of a composite in words; `dep` when it reads only right after the step before it (a
-    reference, a follow-up, a closing TALK), so no order frame may move it in front of that step."""
+    """Steps of a composite in words (one, or one a pick: "open hits 1 and 3"); `dep` when it reads only
+    right after the step before it (a reference, a follow-up, a condition, a closing TALK), so no order frame
+    may move it in front of that step."""
     tool: str
     pieces: list
     dep: bool
+    steps: list
 
 
 def clauses(n: int, rng) -> tuple[list[Clause], list]:
-    """n clauses and their steps: references to the step before, follow-ups, or a next tool."""
+    """Clauses of n steps in all and the steps: references to the step before, follow-ups, or a next tool,
+    sometimes after a condition on the step before ("if it builds, ...")."""
     out, steps = [], []
-    for i in range(n):
-        made, dep = (ref_clause(steps, rng) if steps and rng.random() < 0.35 else None), True
-        if made is None and i == n - 1 and rng.random() < 0.15:
-            made = build(pick(rng, CLAUSES["TALK"]), ["TALK"], rng)
+    while len(steps) < n:
+        made, dep = (ref_clause(steps, n - len(steps), rng) if steps and rng.random() < 0.35 else None), True
+        prev = steps[-1][0] if steps else None
+        if made is None and len(steps) == n - 1 and rng.random() < 0.15:
+            follow = FOLLOWUPS.get((prev, "TALK"))
+            made = build(pick(rng, follow if follow and rng.random() < 0.4 else CLAUSES["TALK"]), ["TALK"], rng)
         if made is None:
-            prev = steps[-1][0] if steps else None
             tool = next_tool(prev, rng)
             follow = FOLLOWUPS.get((prev, tool))
             dep = bool(follow) and rng.random() < 0.5
             made = build(pick(rng, follow if dep else CLAUSES[tool]), [tool], rng)
             if not dep and not labels.TOOL_ARGS[tool] and any(t == tool for t, _ in steps) and rng.random() < 0.6:
                 made[0].append(" again")
-        out.append(Clause(made[1][-1][0], made[0], dep))
+            if prev and not dep and tool != "FIX_TESTS" and rng.random() < 0.1:
+                cond = text(pick(rng, CONDITIONS.get(prev, ()) + CONDITIONS["any"]), rng)
+                made, dep = ([cond + " "] + made[0], made[1]), True
+        out.append(Clause(made[1][-1][0], made[0], dep, made[1]))
         steps += made[1]
     return out, steps
 
@@ -1159,12 +1543,106 @@ def chain(cs: list[Clause], rng, lead: bool = True) -> list:
     return pieces
 
 
-def numbered(cs: list[Clause], rng) -> list:
-    """The clauses as a numbered list on one line: "1) a 2) b", "step 1: a; step 2: b"."""
-    mark, sep, pieces = pick(rng, NUMBERED), pick(rng, (" ", "; ", ", ")), []
-    for k, c in enumerate(cs, 1):
-        pieces += [(sep if k > 1 else "") + mark.replace("{k}", str(k))] + c.pieces
+def marked(cs: list[Clause], rng) -> list:
+    """The clauses on one line, each after a mark of its place: "1) a 2) b", "step one: a; step two: b",
+    "first a, second b, finally c"."""
+    n, r = len(cs), rng.random()
+    if r < 0.35:
+        form, sep = pick(rng, NUMBERED), pick(rng, (" ", "; ", ", "))
+        marks = [form.replace("{k}", str(k)) for k in range(1, n + 1)]
+    else:
+        sep = pick(rng, (", ", "; ", ". ", " "))
+        if r < 0.65:
+            form = pick(rng, STEP_MARKS)
+            marks = [form.replace("{w}", CARDINALS[k]).replace("{d}", str(k + 1)).replace("{o}", ORDINAL_WORDS[0][k])
+                     for k in range(n)]
+        else:
+            punct = pick(rng, (" ", ", ", ": "))
+            marks = [w + punct for w in ORDINAL_WORDS[int(rng.integers(3))][:n]]
+            if n > 2 and rng.random() < 0.4:
+                marks[-1] = pick(rng, LAST_WORDS) + punct
+    pieces = []
+    for k, c in enumerate(cs):
+        pieces += [(sep if k else "") + marks[k]] + c.pieces
     return pieces
+
+
+def positioned(cs: list[Clause], rng) -> tuple[list, bool] | None:
+    """The clauses each with its place after it: "a first, b second", "a to start, b next, c last", "a, b
+    after that, and c at the end". Ordinals may give the clauses in another order ("lint the docs second,
+    check the build first"); None when a clause must stay right after its step (a reference, a follow-up)."""
+    n = len(cs)
+    if any(c.dep for c in cs):
+        return None
+    ordinal = rng.random() < 0.5
+    if ordinal:
+        tags = list(ORDINAL_WORDS[int(rng.integers(2))][:n])
+        if rng.random() < 0.4:
+            tags[-1] = pick(rng, AT_LAST)
+    else:
+        tags = ([pick(rng, AT_FIRST) if rng.random() < 0.6 else ""] + [pick(rng, AT_NEXT) for _ in range(n - 2)]
+                + [pick(rng, AT_LAST)])
+    # another order only with distinct tools: "run the tests again first" would read before its first time
+    shuffle = ordinal and len({c.tool for c in cs}) == n and rng.random() < 0.3
+    order = [int(i) for i in rng.permutation(n)] if shuffle else list(range(n))
+    sep = pick(rng, (", ", "; "))
+    last = sep if shuffle else pick(rng, (sep, ", and ", " and "))
+    pieces = []
+    for j, i in enumerate(order):
+        pieces += ([last if j == n - 1 else sep] if j else []) + cs[i].pieces + ([" " + tags[i]] if tags[i] else [])
+    return pieces, True
+
+
+def thing_first(cs: list[Clause], rng) -> tuple[list, bool] | None:
+    """The things asked for first: "I need the tests run; whatever fails, fix it", "get the build checked
+    and the docs linted", "the tests, then a lint pass". The first clauses that have a PASSIVE (or ITEMS)
+    form are put in it (`cs` changed in place, with their steps), the rest stay clauses; None when the first
+    has no such form."""
+    kind = "passive" if rng.random() < 0.6 else "items"
+    forms = PASSIVE if kind == "passive" else ITEMS
+    if cs[0].tool not in forms:
+        return None
+    k = 0  # clauses made things
+    while k < len(cs) and cs[k].tool in forms and (not cs[k].dep or cs[k].tool == "TALK") and (
+            k == 0 or rng.random() < 0.85):
+        pieces, steps = build(pick(rng, forms[cs[k].tool]), [cs[k].tool], rng)
+        if not labels.TOOL_ARGS[cs[k].tool] and any(c.tool == cs[k].tool for c in cs[:k]) and rng.random() < 0.6:
+            pieces.append(" again")
+        cs[k] = Clause(cs[k].tool, pieces, cs[k].dep, steps)
+        k += 1
+    n, pieces = len(cs), list(cs[0].pieces)
+    for i, c in enumerate(cs[1:], 1):
+        sep = (pick(rng, THING_TO_CLAUSE) if i >= k else " first, then " if i == 1 and rng.random() < 0.15
+               else pick(rng, THING_LAST if i == n - 1 and n > 2 and rng.random() < 0.5 else THING_SEP))
+        pieces += [sep] + (capital(c.pieces) if sep == ". " and rng.random() < 0.5 else c.pieces)
+    if k == n > 1 and rng.random() < 0.15:
+        pieces.append(", in that order")
+    return lead(pieces, pick(rng, leads(kind, cs[0].tool, question=k == n))), False
+
+
+def terse(n: int, rng) -> tuple[list, list]:
+    """n steps of the argument-less tools as bare verbs in order: "build, test, fix, retest", "train ->
+    eval -> retrain -> re-eval"."""
+    tools = []
+    for i in range(n):
+        prev = tools[-1] if tools else None
+        if i == n - 1 and i and rng.random() < 0.08:
+            tools.append("TALK")
+        elif prev and rng.random() < 0.45:
+            tools.append(TERSE_NEXT[prev])
+        else:
+            tools.append(pick(rng, [t for t in TERSE if t not in ("TALK", prev)]))
+    sep = pick(rng, TERSE_SEP)
+    last = pick(rng, TERSE_LAST) if n > 2 and sep in (", ", "; ") and rng.random() < 0.4 else sep
+    words = []
+    for i, t in enumerate(tools):
+        if t in tools[:i] and rng.random() < 0.9:
+            w = pick(rng, AGAIN[t]) if rng.random() < 0.5 else pick(rng, TERSE[t]) + pick(rng, AGAIN_WORDS)
+        else:
+            w = pick(rng, TERSE[t] + TERSE_AFTER.get((tools[i - 1] if i else None, t), ()))
+        words.append(text(w, rng))
+    goal = sep.join(words[:-1]) + last + words[-1]
+    return wrap([goal], rng, 0.3, polite=True, ctx=context(tools[0], rng, 0.06)), [(t, {}) for t in tools]
 
 
 def ordered(cs: list[Clause], rng) -> tuple[list, bool] | None:
@@ -1189,17 +1667,23 @@ def ordered(cs: list[Clause], rng) -> tuple[list, bool] | None:
 
 
 def composite(n: int, rng) -> tuple[list, list]:
-    """A goal of n steps: a COMBO frame, or n clauses joined with connectors, numbered, or in an ORDERS
-    frame."""
-    combos = [c for c in COMBOS if len(c[1]) == n]
-    if combos and rng.random() < 0.25:
+    """A goal of n steps: a COMBO frame; bare verbs of the argument-less tools ("build, test, fix, retest");
+    or clauses joined with connectors, marked ("1) a 2) b", "first a, second b"), with their places after
+    them ("a first, b second"), in an ORDERS frame, or with the things asked for first ("I need the tests
+    run; ...")."""
+    combos, r = [c for c in COMBOS if len(c[1]) == n], rng.random()
+    if combos and r < 0.2:
         pieces, steps = build(*pick(rng, combos), rng)
         return wrap(pieces, rng, 0.4, polite=True, ctx=context(steps[0][0], rng, 0.06)), steps
-    cs, steps = clauses(n, rng)
+    if r < 0.32:
+        return terse(n, rng)
+    cs, _ = clauses(n, rng)
     style = rng.random()
-    made = (numbered(cs, rng), False) if style < 0.08 else ordered(cs, rng) if style < 0.22 else None
+    made = ((marked(cs, rng), False) if style < 0.1 else ordered(cs, rng) if style < 0.22
+            else positioned(cs, rng) if style < 0.32 else thing_first(cs, rng) if style < 0.44 else None)
     pieces, polite = made or (chain(cs, rng), True)
     polite = polite and pieces[0] not in FIRST  # "can you first off, ..." does not read
+    steps = [s for c in cs for s in c.steps]  # thing_first makes new ones
     return wrap(pieces, rng, 0.4, polite, ctx=context(cs[0].tool, rng, 0.08)), steps
 
 
@@ -1369,8 +1853,13 @@ def main() -> None:
     print("per number of actions:", count(lambda r: len(r["actions"])))
     print("frames per tool (whole + clauses):",
           {t: f"{len(FRAMES.get(t, ()))}+{len(CLAUSES[t])}" for t in labels.TOOLS},
-          f"+ {sum(map(len, REFS.values()))} reference-step, {sum(map(len, FOLLOWUPS.values()))} follow-up,",
-          f"{len(COMBOS)} multi-step and {len(ORDERS)} order frames")
+          f"+ {sum(map(len, REFS.values()))} reference-step",
+          f"({sum(map(len, REFS_MULTI.values()))} more of several picks),",
+          f"{sum(map(len, FOLLOWUPS.values()))} follow-up, {sum(map(len, CONDITIONS.values()))} condition,",
+          f"{len(COMBOS)} multi-step and {len(ORDERS)} order frames;",
+          f"{sum(map(len, TERSE.values())) + sum(map(len, TERSE_AFTER.values()))} bare verbs and",
+          f"{sum(map(len, AGAIN.values()))} repeats; {sum(map(len, PASSIVE.values()))} participle and",
+          f"{sum(map(len, ITEMS.values()))} noun forms")
 
 
 if __name__ == "__main__":
