@@ -13,6 +13,8 @@ from pathlib import Path
 
 import ml_collections
 
+from gestalt_jax.text import plan_vocab
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = REPO_ROOT / "datasets"
 
@@ -104,7 +106,10 @@ def base() -> ml_collections.ConfigDict:
                        ngram_buckets=4096,  # rows of the hashed character n-gram table (model/ngrams.py)
                        # decoding follows the policy's intent: a tool's intent is a one-step plan of
                        # that tool, COMPOSITE two or more steps (infer/plan_fsm.guidance)
-                       follow_intent=True)
+                       follow_intent=True,
+                       # tokens of the plan vocabulary (text/plan_vocab.py): not a choice, but saved with
+                       # each checkpoint, so a planner trained on another vocabulary is named as such
+                       vocab_size=plan_vocab.VOCAB_SIZE)
     c.policy = _model(
         layers=1,
         max_len=128,
@@ -342,6 +347,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(0 <= p.min_lr_frac <= 1, f"{phase}.min_lr_frac", "must lie in [0, 1]")
         for k in ("batch_size", "segments", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
+    need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
+         f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
     for k in ("noise_ramp_frac", "concept_noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):

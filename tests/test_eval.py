@@ -118,3 +118,21 @@ def test_eval_uses_the_config_saved_with_the_checkpoints(trained):
     assert (scores["train"]["n"], scores["val"]["n"]) == (18, 2)  # the fixture's 20 goals, not the built-in ones
     assert scores["train"]["planner_actions_acc"] == 1.0
     assert "config.planner.d_model=32 is not used: the trained planner has 64" in r.stdout + r.stderr
+
+
+def test_a_planner_trained_before_the_clause_markers_is_named_in_one_line(trained_workdir, tmp_path):
+    """A checkpoint whose saved config has no planner.vocab_size (the plan vocabulary before the
+    clause markers) is refused with the key and the command that trains the planner again, not
+    with a failed restore."""
+    import shutil
+    work = tmp_path / "old"
+    shutil.copytree(trained_workdir, work, ignore=shutil.ignore_patterns("memory.sqlite*"))
+    (config_file,) = (work / "checkpoints" / "planner_sft" / "best").glob("*/config/metadata")
+    saved = json.loads(config_file.read_text())
+    del saved["planner"]["vocab_size"]
+    config_file.write_text(json.dumps(saved))
+    r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", "--config=configs/test.py",
+                        f"--workdir={work}"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert ("does not fit this config: config.planner.vocab_size=" in r.stderr
+            and "`gestalt train --phases=planner`" in r.stderr), r.stderr[-3000:]

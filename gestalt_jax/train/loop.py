@@ -256,8 +256,13 @@ def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ck
     keys = [(name, k) for k in sizes if k in c[name]] + [(phase, "optimizer")]
     if name == "brain":
         keys += [("tokenizer", "bpe_merges"), ("sft", "memory_pool")]
+    if name == "planner":
+        keys += [("planner", "vocab_size")]
     diff = [f"config.{s}.{k}={c[s][k]!r} (trained with {saved[s][k]!r})" for s, k in keys
             if k in saved.get(s, {}) and saved[s][k] != c[s][k]]
+    if name == "planner" and "vocab_size" not in saved.get("planner", {}):
+        diff.append(f"config.planner.vocab_size={c.planner.vocab_size} (trained on the plan vocabulary before "
+                    "clause markers: train the planner again, `gestalt train --phases=planner`)")
     if diff:
         raise ckpt_lib.CheckpointError(f"{checkpoints.directory} does not fit this config: " + ", ".join(diff))
 
