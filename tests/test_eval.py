@@ -38,8 +38,9 @@ def test_score_counts_each_metric_on_its_own():
     policy = [{"intent": "READ_FILE", "steps": steps[0]}, {"intent": "SEARCH", "steps": steps[1]},
               {"intent": "CONVERSATION", "steps": [{"tool": "SEARCH", "args": {}}]}]
     metrics, failures = goal_scores.score(records, plans, policy)
-    assert metrics == dict(n=3, n_args=2, intent_acc=2 / 3, planner_actions_acc=2 / 3, policy_actions_acc=2 / 3,
-                           args_acc=1 / 2, policy_args_acc=1 / 2, parse_rate=2 / 3, agreement=2 / 3)
+    assert metrics == dict(n=3, n_args=2, n_arg_tools=2, intent_acc=2 / 3, planner_actions_acc=2 / 3,
+                           policy_actions_acc=2 / 3, args_acc=1 / 2, policy_args_acc=1 / 2, args_resolve=1.0,
+                           policy_args_resolve=1.0, parse_rate=2 / 3, agreement=2 / 3)
     assert [f["where"] for f in failures] == ["b:2", "b:3"]
     assert set(failures[0]["wrong"]) == {"intent_acc", "args_acc", "policy_args_acc"}
     assert set(failures[1]["wrong"]) == {"planner_actions_acc", "policy_actions_acc", "parse_rate", "agreement"}

@@ -23,8 +23,8 @@ from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train.metrics import log
 
 # The scores `gestalt eval --json` prints per bench (with n), as documented in the README.
-JSON_METRICS = ("intent_acc", "planner_actions_acc", "policy_actions_acc", "args_acc", "parse_rate",
-                "agreement")
+JSON_METRICS = ("intent_acc", "planner_actions_acc", "policy_actions_acc", "args_acc", "args_resolve",
+                "parse_rate", "agreement")
 SHOW_FAILURES = 5  # per bench on the console; all of them go to the workdir
 
 
@@ -89,7 +89,8 @@ def _show_failures(bench: str, failures: list[dict]) -> None:
 
 _COLUMNS = (("n", "n"), ("intent", "intent_acc"), ("planner", "planner_actions_acc"),
             ("policy", "policy_actions_acc"), ("args", "args_acc"), ("pol.args", "policy_args_acc"),
-            ("parse", "parse_rate"), ("agree", "agreement"))
+            ("resolve", "args_resolve"), ("pol.res", "policy_args_resolve"), ("parse", "parse_rate"),
+            ("agree", "agreement"))
 
 
 def table(results: dict[str, dict]) -> str:

@@ -100,7 +100,7 @@ def _parser():
     return sp, transformations, names
 
 
-def _parse(side: str, text: str):
+def parse_side(side: str, text: str):
     """One side as a sympy expression, evaluated only once its size is known to be small."""
     import sympy
 
@@ -158,7 +158,8 @@ def _brief(expr) -> str:
     return text if len(text) <= 60 else f"{text[:25]}...{text[-25:]}"
 
 
-def _sides(args: dict[str, str]) -> tuple[str, str]:
+def sides(args: dict[str, str]) -> tuple[str, str]:
+    """(lhs, rhs) as PROVE_ALGEBRA reads them: both given, or lhs alone as 'A = B'; ToolError otherwise."""
     lhs, rhs = args.get("lhs", "").strip(), args.get("rhs", "").strip()
     if not rhs:
         parts = lhs.replace("==", "=").split("=")
@@ -189,8 +190,8 @@ def prove_algebra(ctx: Context, args: dict[str, str]) -> Result:
     """PROVE_ALGEBRA: ok when lhs - rhs simplifies to 0; failed, with a counterexample, when not."""
     import sympy
 
-    lhs_text, rhs_text = _sides(args)
-    lhs, rhs = _parse("lhs", lhs_text), _parse("rhs", rhs_text)
+    lhs_text, rhs_text = sides(args)
+    lhs, rhs = parse_side("lhs", lhs_text), parse_side("rhs", rhs_text)
     goal = f"{lhs_text} = {rhs_text}"
     lhs_x, rhs_x = sympy.expand(lhs), sympy.expand(rhs)
     diff = sympy.expand(lhs - rhs)
