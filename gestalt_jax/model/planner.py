@@ -23,6 +23,8 @@ class Planner(nn.Module):
     through the vocabulary (copying ran at 29% char accuracy on val goals without this head).
     The prompt is every position before the first STEP or THINK.
 
+    The LM head also reads the goal's clauses (ClauseReader: the prompt marks them, text/clauses.py).
+
     The LM head (tools, structure, references) also reads the bag of character n-grams of the
     goal up to each position (model/ngrams.py): evidence of each word on its own, beside the
     stack's view of the phrasing. (Added to the stack's input instead, it lowered held-out
@@ -162,10 +164,11 @@ def clause_index(ids_BxT, positions_BxT):
 class ClauseReader(nn.Module):
     """What the LM head reads of the goal's clauses: attention from each position (its state and
     the number of the step it is in) over the clauses it can see, each clause one key and value
-    (its bag of n-grams, model/ngrams.py, and its number k), read at the clause's last byte. A plan's k-th step most often asks for the
-    k-th clause's request, but not always ("..., but check the build first"; a greeting clause
-    asks for nothing): the attention learns which clause a step is about, and the clause's own
-    words, not the whole goal's, then say which tool it asks for."""
+    (its bag of n-grams, model/ngrams.py, and its number k), read at the clause's last byte. A
+    plan's k-th step most often asks for the k-th clause's request, but not always ("..., but
+    check the build first"; a greeting clause asks for nothing): the attention learns which
+    clause a step is about, and the clause's own words, not the whole goal's, then say which
+    tool it asks for."""
     buckets: int
     cfg: StackConfig
 
