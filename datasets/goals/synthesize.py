@@ -1423,18 +1423,17 @@ def wrap(pieces: list, rng, p: float, polite: bool, ing: bool = False, ctx: str 
             g = gerund(pieces) if ing and rng.random() < 0.15 else None
             forms, inner = (POLITE_ING, g) if g else (POLITE, pieces)
         if not (ctx and forms is INTERJECTIONS):
-            before, after = pick(rng, forms).split("{}")
-            if isinstance(inner[-1], str) and inner[-1].endswith("?"):
-                after = after.lstrip(",")
-            pieces = [x for x in [before] + inner + [after] if x != ""]
+            pieces = lead(inner, pick(rng, forms))
     if ctx:
         pieces = [ctx + " "] + (capital(pieces) if ctx[-1] in ".!?" and rng.random() < 0.5 else pieces)
     return pieces
 
 
 def lead(pieces: list, form: str) -> list:
-    """`pieces` in a form such as "I need {}" or "can I get {}?"."""
+    """`pieces` in a form such as "I need {}", "can I get {}?" or "ok, {}" (no comma after a question)."""
     before, after = form.split("{}")
+    if isinstance(pieces[-1], str) and pieces[-1].endswith("?"):
+        after = after.lstrip(",")
     return [x for x in [before] + pieces + [after] if x != ""]
 
 

@@ -76,7 +76,7 @@ class Planner(nn.Module):
         bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
         lm_in_BxTxD = h_BxTxD + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
         lm_in_BxTxD = lm_in_BxTxD + ClauseReader(self.ngram_buckets, cfg, name="clauses")(
-            h_BxTxD, self._step_number(ids_BxT, segments_BxT), source_BxS, clause_BxS, causal_BxTxS)
+            h_BxTxD, self._step_number(ids_BxT, segments_BxT, initialised), source_BxS, clause_BxS, causal_BxTxS)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(lm_in_BxTxD)
         logits_BxTxV = logits_BxTxV.astype(jnp.float32)
 
@@ -94,7 +94,7 @@ class Planner(nn.Module):
         logits_BxTxV = jax.lax.dynamic_update_slice(logits_BxTxV, copy_BxTx256, (0, 0, plan_vocab.CHAR_OFFSET))
         return nn.with_logical_constraint(logits_BxTxV, ("batch", "length", "vocab"))
 
-    def _step_number(self, ids_BxT, segments_BxT):
+    def _step_number(self, ids_BxT, segments_BxT, initialised):
         """How many STEP tokens the plan has had at each position, this one included (the step
         whose tool, arguments or end the position predicts); carried between decoding calls."""
         is_step_BxT = (ids_BxT == plan_vocab.STEP).astype(jnp.int32)
@@ -104,7 +104,7 @@ class Planner(nn.Module):
         B = ids_BxT.shape[0]
         fed = self.variable("cache", "steps_fed", lambda: jnp.zeros((B,), jnp.int32))
         steps_BxT = fed.value[:, None] + jnp.cumsum(is_step_BxT, axis=1)
-        if self.has_variable("cache", "cached_copy_key"):  # not the init call
+        if initialised:  # not the init call
             fed.value = steps_BxT[:, -1]
         return steps_BxT
 

@@ -248,16 +248,14 @@ def _check_shapes_match(c: ml_collections.ConfigDict, name: str, checkpoints: ck
     if saved is None:
         return
     # The keys model/*.py sizes parameters by: widths, block counts, the concept prefix, the n-gram
-    # tables' rows and the decoder vocabulary; and those that shape the rest of the saved state (the
-    # optimizer's, the brain's memory pool). Heads split d_model without resizing a kernel and the
-    # lengths only set RoPE's training length; the rest steer training or decoding.
-    sizes = ("d_model", "d_ff", "layers", "enc_layers", "dec_layers", "n_prefix", "ngram_buckets")
+    # tables' rows, the decoder and plan vocabularies; and those that shape the rest of the saved
+    # state (the optimizer's, the brain's memory pool). Heads split d_model without resizing a kernel
+    # and the lengths only set RoPE's training length; the rest steer training or decoding.
+    sizes = ("d_model", "d_ff", "layers", "enc_layers", "dec_layers", "n_prefix", "ngram_buckets", "vocab_size")
     phase = config_lib.PHASE_OF[name]
     keys = [(name, k) for k in sizes if k in c[name]] + [(phase, "optimizer")]
     if name == "brain":
         keys += [("tokenizer", "bpe_merges"), ("sft", "memory_pool")]
-    if name == "planner":
-        keys += [("planner", "vocab_size")]
     diff = [f"config.{s}.{k}={c[s][k]!r} (trained with {saved[s][k]!r})" for s, k in keys
             if k in saved.get(s, {}) and saved[s][k] != c[s][k]]
     if name == "planner" and "vocab_size" not in saved.get("planner", {}):
