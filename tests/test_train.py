@@ -152,7 +152,7 @@ MESH_SCRIPT = textwrap.dedent("""
     out = {}
     for shape in [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]:
         c = config_lib.load_tier("test")
-        c.sft.update(steps=20, eval_every=20)
+        c.sft.update(steps=12, eval_every=12)
         c.mesh.update(data=shape[0], fsdp=shape[1], tensor=shape[2])
         spec = phases.brain_spec(c, byte_tok.encode)
         mesh = mesh_lib.make_mesh(c, jax.devices()[: shape[0] * shape[1] * shape[2]])
@@ -164,7 +164,7 @@ MESH_SCRIPT = textwrap.dedent("""
             state, shardings = loop.create_state(c, spec, model, optimizer, sample, mesh)
             steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
             curve = []
-            for s in range(20):
+            for s in range(12):
                 state, m = steps(state, loop.global_batch(next(it), mesh), spec.uses_memory(s), False)
                 curve.append(float(m["loss"]))
         kernel = state.params["decoder"]["stack"]["block_0"]["mlp"]["wi"]["kernel"]
