@@ -107,6 +107,9 @@ def base() -> ml_collections.ConfigDict:
                        # decoding follows the policy's intent: a tool's intent is a one-step plan of
                        # that tool, COMPOSITE two or more steps (infer/plan_fsm.guidance)
                        follow_intent=True,
+                       # and a COMPOSITE goal's steps follow the policy's reading of each request
+                       # clause, when every clause reads as one tool at this confidence (infer/decide.py)
+                       clause_steps=True, clause_steps_conf=0.9,
                        # tokens of the plan vocabulary (text/plan_vocab.py): not a choice, but saved with
                        # each checkpoint, so a planner trained on another vocabulary is named as such
                        vocab_size=plan_vocab.VOCAB_SIZE)
@@ -349,6 +352,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
          f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
+    need(0 <= c.planner.clause_steps_conf <= 1, "planner.clause_steps_conf", "must lie in [0, 1]")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
     for k in ("noise_ramp_frac", "concept_noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):

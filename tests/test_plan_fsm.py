@@ -118,10 +118,43 @@ def test_random_logits_follow_the_intent_guidance(max_new):
                     assert max_new - ids.index(pv.EOP) < fsm.MIN_NEW, (intent, ids)
                 elif intent not in (None, "COMPOSITE"):  # one step of the intent's tool fits any budget
                     assert tools == [labels.TOOLS[labels.INTENTS.index(intent)]], (intent, tools)
-    first, lo, hi = guide
-    assert (first[:3].tolist(), lo[:3].tolist(), hi[:3].tolist()) == ([-1, -1, 0], [1, 2, 1], [8, 8, 1])
+    tools, lo, hi = guide
+    assert (tools[:3, 0].tolist(), lo[:3].tolist(), hi[:3].tolist()) == ([-1, -1, 0], [1, 2, 1], [8, 8, 1])
+    assert (tools[:, 1:] == -1).all()
     with pytest.raises(ValueError, match="unknown label 'BOGUS'"):
         fsm.guidance(["BOGUS"])
+
+
+_STEPS = [["SEARCH", "READ_FILE", "RUN_TESTS"], None, ["CHECK_BUILD", "RUN_TESTS"], ["TALK", "TALK", "EVAL", "TRAIN"],
+          ["LEAN_SUITE", "PROVE_ALGEBRA", "MEMORY_ADD", "DOCS_LINT", "FIX_TESTS", "LIST_FILES", "SEARCH", "TRAIN"],
+          None, ["MEMORY_SEARCH", "EVAL"], ["PATCH_DRY_RUN", "CHECK_BUILD"]] * (B // 8)
+
+
+@pytest.mark.parametrize("max_new", [fsm.MIN_NEW, 40, 160])
+def test_random_logits_follow_the_tools_of_each_step(max_new):
+    # A goal's fixed steps give every step's tool and the plan's length, against logits that favour
+    # ending at once or going on: where the budget leaves room the plan is those tools exactly;
+    # where it does not, it still parses and starts with them.
+    intents = ["COMPOSITE" if s else "SEARCH" for s in _STEPS]
+    guide = fsm.guidance(intents, _STEPS)
+    for favour in ((pv.EOP,), (pv.STEP,)):
+        bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+        bias_V[list(favour) + list(range(pv.CHAR_OFFSET))] = 3.0
+        for seed in range(2):
+            carry = (jax.random.key(seed), jnp.asarray(bias_V))
+            ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
+                                             guide=guide)
+            for fixed, ids in zip(_STEPS, np.asarray(ids_BxT).tolist()):
+                assert _walk(ids)[-1] == fsm.DONE
+                tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
+                if fixed is None:
+                    assert tools == ["SEARCH"]
+                elif max_new == 160:
+                    assert tools == fixed, (fixed, tools)
+                else:
+                    assert tools == fixed[: len(tools)], (fixed, tools)
+    with pytest.raises(ValueError, match="at most 8"):
+        fsm.guidance(["COMPOSITE"], [["TALK"] * 9])
 
 
 def test_fsm_is_small_and_shortest_plan_is_min_new():

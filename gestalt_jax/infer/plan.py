@@ -60,7 +60,8 @@ def _decode_batch(model: Planner, params, prompt_BxP, lens_B, goal_BxG, guide, *
                                        goal_BxG, budget_B, guide)
 
 
-def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequence[str | None]) -> np.ndarray:
+def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequence[str | None],
+           steps: Sequence[Sequence[str] | None]) -> np.ndarray:
     """Plan ids [B, T] for one batch of goals."""
     P = max_len - plan_fsm.MIN_NEW  # the longest prompt
     visible = [pv.visible_goal(g, P) for g in goals]
@@ -74,22 +75,26 @@ def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequ
     goal_BxG[:, : raw.shape[1]] = raw
     max_new = max_len - len(pv.encode_prompt(""))  # the budget of the shortest prompt
     return np.asarray(_decode_batch(model, params, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
-                                    plan_fsm.guidance(intents), max_len=max_len, max_new=max_new))
+                                    plan_fsm.guidance(intents, steps), max_len=max_len, max_new=max_new))
 
 
 def decode(model: Planner, params, goals: list[str], max_len: int,
-           intents: Sequence[str | None] | None = None, rows: int | None = None) -> list[np.ndarray]:
+           intents: Sequence[str | None] | None = None, rows: int | None = None,
+           steps: Sequence[Sequence[str] | None] | None = None) -> list[np.ndarray]:
     """Plan ids (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted argument a span
     of the (visible) goal, `rows` goals at a time (default: all at once). With `intents` (one per
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
-    intent: a tool's intent is a one-step plan of that tool, COMPOSITE a plan of two or more steps."""
+    intent: a tool's intent is a one-step plan of that tool, COMPOSITE a plan of two or more steps.
+    A goal's `steps` (tool names, where not None) fix its plan's tools, one a step."""
     intents = [None] * len(goals) if intents is None else list(intents)
+    steps = [None] * len(goals) if steps is None else list(steps)
     rows = rows or max(1, len(goals))
     out = []
     for i in range(0, len(goals), rows):
-        chunk, wanted = goals[i : i + rows], intents[i : i + rows]
-        n = len(chunk)
-        out += list(_batch(model, params, chunk + [""] * (rows - n), max_len, wanted + [None] * (rows - n))[:n])
+        chunk, n = goals[i : i + rows], len(goals[i : i + rows])
+        pad = [None] * (rows - n)
+        out += list(_batch(model, params, chunk + [""] * (rows - n), max_len, intents[i : i + rows] + pad,
+                           steps[i : i + rows] + pad)[:n])
     return out
 
 

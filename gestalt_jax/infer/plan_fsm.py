@@ -115,13 +115,15 @@ ARGS_STEP = np.array([k[1] if k[0] == "args" else 0 for k in STATE_KEYS], np.int
 _TOOL_IDS = np.array(pv.TOOL_IDS, np.int32)
 
 
-def _guide(ok_BxV, state_B, first_tool_B, min_steps_B, max_steps_B):
-    """ok_BxV narrowed by the rows' guidance: step 1's tool is TOOLS[first_tool_B] (where >= 0),
-    EOP only after min_steps_B steps, STEP only before max_steps_B. A row whose guidance leaves
-    no legal token (its budget runs out) keeps the grammar's choices, so the plan still parses."""
+def _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B):
+    """ok_BxV narrowed by the rows' guidance: step k's tool is TOOLS[tools_BxK[:, k - 1]] (where
+    >= 0), EOP only after min_steps_B steps, STEP only before max_steps_B. A row whose guidance
+    leaves no legal token (its budget runs out) keeps the grammar's choices, so the plan still parses."""
     tool_s_B, args_s_B = jnp.asarray(TOOL_STEP)[state_B], jnp.asarray(ARGS_STEP)[state_B]
-    tool_B = jnp.asarray(_TOOL_IDS)[jnp.maximum(first_tool_B, 0)]
-    pin_B = (tool_s_B == 1) & (first_tool_B >= 0)  # a tool state holds only tool tokens
+    k_B = jnp.clip(tool_s_B - 1, 0, tools_BxK.shape[1] - 1)
+    want_B = jnp.take_along_axis(tools_BxK, k_B[:, None], axis=1)[:, 0]
+    tool_B = jnp.asarray(_TOOL_IDS)[jnp.maximum(want_B, 0)]
+    pin_B = (tool_s_B >= 1) & (want_B >= 0)  # a tool state holds only tool tokens
     guided_BxV = jnp.where(pin_B[:, None], ok_BxV & (jnp.arange(ok_BxV.shape[1]) == tool_B[:, None]), ok_BxV)
     in_args_B = args_s_B > 0
     guided_BxV = guided_BxV.at[:, pv.EOP].set(guided_BxV[:, pv.EOP] & ~(in_args_B & (args_s_B < min_steps_B)))
@@ -181,8 +183,8 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     a quote only bytes that continue some occurrence are legal. ENDQUOTE stays legal after
     any char, so the budget argument above still holds.
 
-    With `guide = (first_tool_B, min_steps_B, max_steps_B)` (int32 [B] each, `guidance`), a
-    row's first tool is TOOLS[first_tool_B] where that is >= 0, and its plan has between
+    With `guide = (tools_BxK, min_steps_B, max_steps_B)` (int32, `guidance`), a row's k-th
+    tool is TOOLS[tools_BxK[b, k - 1]] where that is >= 0, and its plan has between
     min_steps_B and max_steps_B steps, as far as its budget allows (the grammar wins when
     they conflict, so every plan still parses).
     """
@@ -196,7 +198,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
     if guide is None:
         guide = guidance([None] * B)
-    first_tool_B, min_steps_B, max_steps_B = (jnp.asarray(g, jnp.int32) for g in guide)
+    tools_BxK, min_steps_B, max_steps_B = (jnp.asarray(g, jnp.int32) for g in guide)
 
     def cond(val):
         t, _, _, state_B, _, _ = val
@@ -209,7 +211,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
-        ok_BxV = _guide(ok_BxV, state_B, first_tool_B, min_steps_B, max_steps_B)
+        ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
         match_BxG = _advance_match(goal_BxG, match_BxG, tok_B, state_B)
@@ -223,21 +225,30 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     return jax.lax.while_loop(cond, step, init)[-1]
 
 
-def guidance(intents: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first_tool_B, min_steps_B, max_steps_B) for constrained_greedy from each goal's intent:
-    a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool, COMPOSITE is 2 to
-    MAX_STEPS steps, None leaves the row to the grammar alone."""
-    first, lo, hi = [], [], []
-    for intent in intents:
-        if intent is None or intent == "COMPOSITE":
-            first.append(-1)
+def guidance(intents: Sequence[str | None],
+             steps: Sequence[Sequence[str] | None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tools_BxK, min_steps_B, max_steps_B) for constrained_greedy, K = MAX_STEPS, from each
+    goal's intent: a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool,
+    COMPOSITE is 2 to MAX_STEPS steps, None leaves the row to the grammar alone. A goal's
+    `steps` (tool names, where not None) fix its plan's tools, one a step, and so its length."""
+    steps = [None] * len(intents) if steps is None else list(steps)
+    tools = np.full((len(intents), labels.MAX_STEPS), -1, np.int32)
+    lo, hi = [], []
+    for b, (intent, fixed) in enumerate(zip(intents, steps)):
+        if fixed:
+            if len(fixed) > labels.MAX_STEPS:
+                raise ValueError(f"{len(fixed)} steps: a plan has at most {labels.MAX_STEPS}")
+            tools[b, : len(fixed)] = [labels.index(labels.TOOLS, t) for t in fixed]
+            lo.append(len(fixed))
+            hi.append(len(fixed))
+        elif intent is None or intent == "COMPOSITE":
             lo.append(1 if intent is None else 2)
             hi.append(labels.MAX_STEPS)
         else:
-            first.append(labels.index(labels.INTENTS, intent))  # intent i < 15 is TOOLS[i]'s
+            tools[b, 0] = labels.index(labels.INTENTS, intent)  # intent i < 15 is TOOLS[i]'s
             lo.append(1)
             hi.append(1)
-    return tuple(np.array(x, np.int32) for x in (first, lo, hi))
+    return tools, np.array(lo, np.int32), np.array(hi, np.int32)
 
 
 def parse(ids: Sequence[int]) -> dict:

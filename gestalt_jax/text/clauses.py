@@ -40,3 +40,32 @@ def cut(goal: str) -> list[str]:
     """The clauses of `goal`, separators included (their concatenation is the goal)."""
     at = starts(goal) + [len(goal)]
     return [goal[a:b] for a, b in zip(at, at[1:])]
+
+
+# Joining and order words at either end of a clause: the requests are what lies between them.
+_JOINERS = r"and|then|also|plus|so|if so|next|finally|lastly|afterwards|after that|first|second|third|too"
+_LEADING = re.compile(rf"^(?:[\s,;:.!?]|\b(?:{_JOINERS})\b)+", re.IGNORECASE)
+_TRAILING = re.compile(rf"(?:[\s,;:.!?]|->|=>|&&|\u2192|\b(?:{_JOINERS})\b)+$", re.IGNORECASE)
+
+
+def requests(goal: str) -> list[str]:
+    """The clauses of `goal` with their joining and order words stripped ("Enumerate pkg/storage
+    then " -> "Enumerate pkg/storage"), the ones left with no words dropped ("afterwards ")."""
+    out = []
+    for clause in cut(goal):
+        text = _LEADING.sub("", _TRAILING.sub("", clause)).strip()
+        if any(ch.isalnum() for ch in text):
+            out.append(text)
+    return out
+
+
+_BEFORE = re.compile(r"\b(?:before|beforehand|prior to)\b", re.IGNORECASE)
+_FIRST_LATER = re.compile(r"^\W*(?:but\s+)?first\b|\bfirst\W*$", re.IGNORECASE)
+
+
+def in_order(goal: str) -> bool:
+    """Whether the goal's requests are written in the order they are to run: no "before" ("before
+    training, evaluate") and no later clause that puts itself first ("train, but run the tests
+    first"); quoted text does not count."""
+    masked = _QUOTED.sub(lambda m: "\0" * len(m.group()), goal)
+    return not _BEFORE.search(masked) and not any(_FIRST_LATER.search(c) for c in cut(masked)[1:])
