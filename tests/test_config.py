@@ -52,6 +52,8 @@ def test_wrong_type_and_range():
     assert "config.sft.lr" in _bad(lambda c: setattr(c.sft, "lr", -1.0))
     assert "config.policy.dropout" in _bad(lambda c: setattr(c.policy, "dropout", 1.5))
     assert "config.compute_dtype" in _bad(lambda c: setattr(c, "compute_dtype", "float16"))
+    assert "config.planner.clause_steps_conf=1.5: must lie in [0, 1]" in _bad(
+        lambda c: setattr(c.planner, "clause_steps_conf", 1.5))
 
 
 def test_batch_must_split_over_data_parallel_devices():

@@ -11,6 +11,10 @@ import pytest
 from gestalt_jax import config as config_lib
 from gestalt_jax.evals import bench
 from gestalt_jax.evals import goals as goal_scores
+from gestalt_jax.infer import decide as decide_lib
+from gestalt_jax.infer import policy as policy_lib
+from gestalt_jax.infer import trained as trained_lib
+from gestalt_jax.model.policy import build_policy
 from gestalt_jax import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,3 +141,22 @@ def test_a_planner_trained_before_the_clause_markers_is_named_in_one_line(traine
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert ("does not fit this config: config.planner.vocab_size=" in r.stderr
             and "`gestalt train --phases=planner`" in r.stderr), r.stderr[-3000:]
+
+
+def test_a_composite_goal_takes_the_tools_its_clauses_read_as(trained):
+    """decide.clause_steps on the trained policy: each request clause of a COMPOSITE goal written in
+    run order is read as a goal of its own; its tools are the plan's steps only when every clause
+    reads as one tool at the confidence asked for."""
+    c, workdir = trained
+    policy = trained_lib.load(c, workdir, "policy")
+    twice = f"{PATH_GOAL['goal']}, then {PATH_GOAL['goal']}"
+    goals = [twice, twice, f"before you {PATH_GOAL['goal']}, {PATH_GOAL['goal']}", PATH_GOAL["goal"]]
+    intents = ["COMPOSITE", "READ_FILE", "COMPOSITE", "COMPOSITE"]
+    read = policy_lib.predict(build_policy(policy.config), policy.params, [PATH_GOAL["goal"]],
+                              policy.config.policy.max_len)[0]
+    assert read["intent"] == "READ_FILE"
+    steps = decide_lib.clause_steps(policy, goals, intents, min_conf=0.0, batch_size=4)
+    # one clause only (the last goal), another intent, or "before": left to the planner
+    assert steps == [["READ_FILE", "READ_FILE"], None, None, None]
+    above = min(1.0, read["confidence"] + 1e-6)
+    assert decide_lib.clause_steps(policy, goals[:1], intents[:1], min_conf=above, batch_size=4) == [None]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text import clauses
 from gestalt_jax.text import labels
 from gestalt_jax.text import plan_vocab as pv
 
@@ -113,6 +114,32 @@ def test_encode_prompt_marks_each_clause():
     text = "".join(pv.token_name(i) if i in pv.CLAUSE_IDS else chr(i - pv.CHAR_OFFSET)
                    for i in ids[6:ids.index(pv.CEND)])
     assert text == 'C1run the tests, then C2grep "a, b" and C3open it'
+
+
+@pytest.mark.parametrize("goal, requests", [
+    ("Enumerate pkg/storage then display the second entry", ["Enumerate pkg/storage", "display the second entry"]),
+    ("Is (c+d)^2 equal to c^2+2*c*d+d^2? Afterwards have Lean check its proofs too",
+     ["Is (c+d)^2 equal to c^2+2*c*d+d^2", "have Lean check its proofs"]),
+    ("Benchmark first, retrain second, benchmark third", ["Benchmark", "retrain", "benchmark"]),
+    ('grep "a, then b" and open it -> run the tests', ['grep "a, then b"', "open it", "run the tests"]),
+    ("run the tests", ["run the tests"]),
+    ("and then, finally.", []),
+])
+def test_requests_are_the_clauses_without_their_joining_words(goal, requests):
+    assert clauses.requests(goal) == requests
+
+
+@pytest.mark.parametrize("goal, in_order", [
+    ("check the build, then run the tests", True),
+    ("Benchmark first, retrain second, benchmark third", True),
+    ('search for "before" and open the first hit', True),  # quoted text and a pick do not count
+    ("before you run the tests, make sure it compiles", False),
+    ("train the model, but run the tests first", False),
+    ("fix the tests, but first remind me what I noted", False),
+    ("evaluate prior to training", False),
+])
+def test_in_order_says_whether_the_requests_run_as_written(goal, in_order):
+    assert clauses.in_order(goal) is in_order
 
 
 def test_visible_goal_keeps_the_longest_end_that_fits():
