@@ -91,10 +91,10 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     rows = rows or max(1, len(goals))
     out = []
     for i in range(0, len(goals), rows):
-        chunk, n = goals[i : i + rows], len(goals[i : i + rows])
-        pad = [None] * (rows - n)
-        out += list(_batch(model, params, chunk + [""] * (rows - n), max_len, intents[i : i + rows] + pad,
-                           steps[i : i + rows] + pad)[:n])
+        chunk = goals[i : i + rows]
+        pad = [None] * (rows - len(chunk))
+        out += list(_batch(model, params, chunk + [""] * len(pad), max_len, intents[i : i + rows] + pad,
+                           steps[i : i + rows] + pad)[: len(chunk)])
     return out
 
 

@@ -6,6 +6,10 @@ is never cut. The rule over-cuts on purpose ("hey, run the tests" is two clauses
 that a and b" too): the planner reads each clause's words on their own and learns which
 clauses ask for a step (model/planner.py), so a cut too many costs little and a cut missed
 merges two requests. At most MAX_CLAUSES clauses; the rest of the goal stays in the last.
+
+`requests` gives the clauses without their joining and order words, each a request that can be
+read on its own (infer/decide.py has the policy read them); `in_order` says whether the goal
+asks for them in the order it writes them.
 """
 
 from __future__ import annotations
