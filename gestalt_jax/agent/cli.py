@@ -78,6 +78,9 @@ def say_decided(decided: dict) -> None:
     from gestalt_jax.agent.run_goal import steps_text
     print(f"[run] intent {decided['intent']} (confidence {decided['confidence']:.2f}); "
           f"plan: {steps_text(decided['plan'])}", flush=True)
+    if decided["clause_steps"]:
+        print(f"[run] its clauses read as {' -> '.join(decided['clause_steps'])}: the plan takes those tools",
+              flush=True)
     if not decided["agree"]:
         print(f"[run] the policy proposed {' -> '.join(decided['policy_actions']) or '(nothing)'}; "
               f"following the planner", flush=True)

@@ -68,7 +68,8 @@ class Agent:
         plans, predicted = decide(self.planner, self.policy, [goal], 1)
         plan, predicted = plans[0]["steps"], predicted[0]
         return dict(intent=predicted["intent"], confidence=round(predicted["confidence"], 4),
-                    policy_actions=[s["tool"] for s in predicted["steps"]], plan=plan,
+                    policy_actions=[s["tool"] for s in predicted["steps"]], clause_steps=predicted["clause_steps"],
+                    plan=plan,
                     agree=[s["tool"] for s in predicted["steps"]] == [s["tool"] for s in plan])
 
     def context(self, sandbox: Sandbox, goal: str, config_file: str) -> Context:

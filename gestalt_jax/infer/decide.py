@@ -22,13 +22,16 @@ from gestalt_jax.text import clauses, labels
 def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: int) -> tuple[list, list]:
     """(plans, policy predictions), one each per goal, `batch_size` goals per compiled batch. A
     plan is {"steps", "think"} (None when its ids do not parse); a prediction is policy.predict's
-    {"intent", "confidence", "steps"}."""
+    {"intent", "confidence", "steps"} and "clause_steps": the tools its clauses read as, which the
+    plan's steps follow (None where they do not guide the plan)."""
     goals = list(goals)
     pc, qc = planner.config, policy.config
     predicted = policy_lib.predict(build_policy(qc), policy.params, goals, qc.policy.max_len, batch_size)
     intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
     steps = clause_steps(policy, goals, intents, pc.planner.clause_steps_conf, batch_size) \
-        if pc.planner.follow_intent and pc.planner.clause_steps else None
+        if pc.planner.follow_intent and pc.planner.clause_steps else [None] * len(goals)
+    for p, fixed in zip(predicted, steps):
+        p["clause_steps"] = fixed
     plans = []
     for row in plan_lib.decode(build_planner(pc), planner.params, goals, pc.planner.max_len, intents, batch_size,
                                steps):
