@@ -95,6 +95,21 @@ def test_random_logits_quote_only_spans_of_the_goal(max_new):
     assert quoted > 0  # the property was exercised
 
 
+def _biased_plans(guide, max_new: int, seeds: int):
+    """Guided plans (lists of ids, one per row) under random logits biased towards EOP, then towards
+    STEP (and chars), `seeds` draws each; every one is checked to reach DONE."""
+    for favour in (pv.EOP, pv.STEP):
+        bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+        bias_V[[favour] + list(range(pv.CHAR_OFFSET))] = 3.0
+        for seed in range(seeds):
+            carry = (jax.random.key(seed), jnp.asarray(bias_V))
+            rows = np.asarray(fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
+                                                     guide=guide)).tolist()
+            for ids in rows:
+                assert _walk(ids)[-1] == fsm.DONE
+            yield rows
+
+
 _INTENTS = [None, "COMPOSITE", "CONVERSATION", "SEARCH", "PROVE_ALGEBRA", "TRAIN", "READ_FILE", "COMPOSITE"] * (B // 8)
 
 
@@ -103,21 +118,14 @@ def test_random_logits_follow_the_intent_guidance(max_new):
     # Favouring EOP pulls every row towards a one-step plan, STEP towards eight steps: the
     # guidance must win over both wherever the budget leaves room, and the plan must parse.
     guide = fsm.guidance(_INTENTS)
-    for favour in ((pv.EOP,), (pv.STEP,)):
-        bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
-        bias_V[list(favour) + list(range(pv.CHAR_OFFSET))] = 3.0
-        for seed in range(3):
-            carry = (jax.random.key(seed), jnp.asarray(bias_V))
-            ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
-                                             guide=guide)
-            for intent, ids in zip(_INTENTS, np.asarray(ids_BxT).tolist()):
-                assert _walk(ids)[-1] == fsm.DONE
-                tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
-                if intent == "COMPOSITE" and len(tools) < 2:
-                    # allowed only when the first step left no room for "STEP tool EOP EOS"
-                    assert max_new - ids.index(pv.EOP) < fsm.MIN_NEW, (intent, ids)
-                elif intent not in (None, "COMPOSITE"):  # one step of the intent's tool fits any budget
-                    assert tools == [labels.TOOLS[labels.INTENTS.index(intent)]], (intent, tools)
+    for rows in _biased_plans(guide, max_new, seeds=3):
+        for intent, ids in zip(_INTENTS, rows):
+            tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
+            if intent == "COMPOSITE" and len(tools) < 2:
+                # allowed only when the first step left no room for "STEP tool EOP EOS"
+                assert max_new - ids.index(pv.EOP) < fsm.MIN_NEW, (intent, ids)
+            elif intent not in (None, "COMPOSITE"):  # one step of the intent's tool fits any budget
+                assert tools == [labels.TOOLS[labels.INTENTS.index(intent)]], (intent, tools)
     tools, lo, hi = guide
     assert (tools[:3, 0].tolist(), lo[:3].tolist(), hi[:3].tolist()) == ([-1, -1, 0], [1, 2, 1], [8, 8, 1])
     assert (tools[:, 1:] == -1).all()
@@ -137,22 +145,15 @@ def test_random_logits_follow_the_tools_of_each_step(max_new):
     # where it does not, it still parses and starts with them.
     intents = ["COMPOSITE" if s else "SEARCH" for s in _STEPS]
     guide = fsm.guidance(intents, _STEPS)
-    for favour in ((pv.EOP,), (pv.STEP,)):
-        bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
-        bias_V[list(favour) + list(range(pv.CHAR_OFFSET))] = 3.0
-        for seed in range(2):
-            carry = (jax.random.key(seed), jnp.asarray(bias_V))
-            ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
-                                             guide=guide)
-            for fixed, ids in zip(_STEPS, np.asarray(ids_BxT).tolist()):
-                assert _walk(ids)[-1] == fsm.DONE
-                tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
-                if fixed is None:
-                    assert tools == ["SEARCH"]
-                elif max_new == 160:
-                    assert tools == fixed, (fixed, tools)
-                else:
-                    assert tools == fixed[: len(tools)], (fixed, tools)
+    for rows in _biased_plans(guide, max_new, seeds=2):
+        for fixed, ids in zip(_STEPS, rows):
+            tools = [s["tool"] for s in fsm.parse(ids)["steps"]]
+            if fixed is None:
+                assert tools == ["SEARCH"]
+            elif max_new == 160:
+                assert tools == fixed, (fixed, tools)
+            else:
+                assert tools == fixed[: len(tools)], (fixed, tools)
     with pytest.raises(ValueError, match="at most 8"):
         fsm.guidance(["COMPOSITE"], [["TALK"] * 9])
 
