@@ -4,13 +4,22 @@ compiled loads from it. Tests that need a trained model share one (`trained_work
 
 import contextlib
 import fcntl
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import pytest
+# The suite compiles far more than it runs (a test trains a few steps; CI starts with no compile
+# cache), and LLVM's optimisation passes are most of an XLA CPU compile. Tests, and every process
+# they start, compile at -O0: the whole suite on a cold cache took 795 s instead of 1,040 s at the
+# default -O3 (828 s at -O1; BENCHMARKS.md, "Test suite"). A test that sets XLA_FLAGS for a process
+# it starts adds to these. Set before jax is imported.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 from gestalt_jax import config as config_lib
 

@@ -19,11 +19,11 @@ LAUNCH = REPO / "launch"
 TRAIN = ["--config=configs/test.py", "--phases=tokenizer,brain", "--config.sft.steps=4", "--config.sft.eval_every=4"]
 
 
-def _env():
-    """One CPU device per process, the Python that runs the tests first on PATH."""
-    return dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
-                GESTALT_PYTHON=sys.executable)
+def _env(devices: int = 1):
+    """`devices` CPU devices per process, the Python that runs the tests first on PATH."""
+    flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
+    return dict(os.environ, XLA_FLAGS=flags, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=str(REPO), GESTALT_PYTHON=sys.executable)
 
 
 def _check_two_processes(workdir: Path, output: str) -> None:
@@ -44,8 +44,7 @@ def _resume_on_one_process(workdir: Path) -> None:
     """The 2-process checkpoint continues in one process with 2 devices on mesh fsdp=2, to step 6."""
     done = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={workdir}",
                            "--config.sft.steps=6", "--config.mesh.data=1", "--config.mesh.fsdp=2", "--resume"],
-                          cwd=REPO, env=dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                          capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=_env(devices=2), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "[brain] resumed at step 4" in done.stdout
     assert (workdir / "checkpoints" / "sft" / "latest" / "6" / "data" / "process_0-of-1.json").is_file()
