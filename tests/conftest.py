@@ -41,6 +41,15 @@ TRAIN_ARGS = ["--config=configs/test.py", "--config.sft.steps=6", "--config.plan
 
 
 @pytest.fixture(scope="session")
+def decode_env() -> dict:
+    """The environment of a `gestalt eval` or `gallery` process a test starts: it decodes every
+    goal or prompt of its benches, token by token, so it compiles at -O1, whose steps run as fast
+    as at -O3 (`gestalt eval` on a user bench: 46 s at -O0, 10 s at -O1; BENCHMARKS.md)."""
+    return dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"].replace(TEST_XLA_FLAGS,
+                                                                       "--xla_backend_optimization_level=1"))
+
+
+@pytest.fixture(scope="session")
 def free_port():
     """A function returning a loopback port that nothing listens on."""
     def port() -> int:

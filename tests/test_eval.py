@@ -82,14 +82,15 @@ def test_path_and_identifier_round_trip_into_concrete_arguments(trained):
     assert (workdir / "eval" / "failures_mine.jsonl").read_text() == ""
 
 
-def test_eval_command_on_a_user_bench_prints_json_last(trained, tmp_path):
+def test_eval_command_on_a_user_bench_prints_json_last(trained, tmp_path, decode_env):
     c, workdir = trained
     wrong = dict(PATH_GOAL, intent="LIST_FILES", actions=["LIST_FILES"], args=[{"path": "crates/net-io"}])
     # Longer than both the planner's and the policy's length: scored on the goal's end, no crash.
     long = dict(PATH_GOAL, goal="so, about that thing we discussed earlier: " * 12 + PATH_GOAL["goal"])
     bench_file = _write(tmp_path / "user.jsonl", [IDENT_GOAL, wrong, long])
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
-                        f"--workdir={workdir}", f"--bench={bench_file}", "--json"], capture_output=True, text=True, timeout=600, cwd=REPO)
+                        f"--workdir={workdir}", f"--bench={bench_file}", "--json"], capture_output=True, text=True,
+                       timeout=600, cwd=REPO, env=decode_env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(scores) == {"train", "val", "held_out", "user"}
@@ -111,13 +112,13 @@ def test_eval_without_a_trained_model_names_the_directory(tmp_path):
     assert f"no trained planner in {tmp_path}/checkpoints/planner_sft" in r.stderr
 
 
-def test_eval_uses_the_config_saved_with_the_checkpoints(trained):
+def test_eval_uses_the_config_saved_with_the_checkpoints(trained, decode_env):
     """Trained on its own goals file with its own steps: eval with the bare tier config scores the
     same split and says which model setting from the command line it does not use."""
     c, workdir = trained
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={REPO}/configs/test.py",
                         f"--workdir={workdir}", "--config.planner.d_model=32", "--json"],
-                       capture_output=True, text=True, timeout=300, cwd=REPO)
+                       capture_output=True, text=True, timeout=300, cwd=REPO, env=decode_env)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert (scores["train"]["n"], scores["val"]["n"]) == (18, 2)  # the fixture's 20 goals, not the built-in ones

@@ -141,11 +141,11 @@ def test_prefix_sensitivity_is_zero_only_when_the_prefix_is_ignored(trained, ran
     assert len({r["reply"] for r in rows}) == 1
 
 
-def test_gallery_command_writes_every_prompt_by_category(trained):
+def test_gallery_command_writes_every_prompt_by_category(trained, decode_env):
     c, workdir, _ = trained
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "gallery", f"--config={TEST_CONFIG}",
                         f"--workdir={workdir}", f"--config.gen.batch_size={CAP}"],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
+                       capture_output=True, text=True, timeout=600, cwd=REPO, env=decode_env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = (workdir / gallery.FILENAME).read_text(encoding="utf-8")
     records = examples.read_jsonl(c.gen.gallery_file, ("prompt", "category"))
@@ -187,12 +187,12 @@ def test_gallery_voice_counts_whole_replies_and_known_words_per_group():
                      "33.3% of their words found in the training responses"]
 
 
-def test_eval_command_on_a_brain_alone_prints_the_talk_metrics(trained):
+def test_eval_command_on_a_brain_alone_prints_the_talk_metrics(trained, decode_env):
     c, workdir, _ = trained
     r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "eval", f"--config={TEST_CONFIG}",
                         f"--workdir={workdir}", f"--config.gen.talk_eval_max={CAP}",
                         f"--config.gen.batch_size={CAP}", "--json"],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
+                       capture_output=True, text=True, timeout=600, cwd=REPO, env=decode_env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(scores) == {"talk"}  # no planner or policy trained: no goal benches
