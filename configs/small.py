@@ -10,7 +10,8 @@ def get_config():
                    n_prefix=8, mem_k=4, mem_capacity=256, enc_len=96, dec_len=192,
                    ngram_buckets=16384)
     # Two planner layers, not three: the same held-out plans (82.7%) and more held-out arguments
-    # (67.6% against 63.5%) in 285 s of planner instead of 337 (BENCHMARKS.md, Pipeline wall time).
+    # (67.6% against 63.5%) in 285 s of planner instead of 337 (BENCHMARKS.md, History, "The small
+    # tier's recipe after packing").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
