@@ -24,7 +24,7 @@ def get_config():
     # step 2000 of 2300 of 16 rows (BENCHMARKS.md). With the rest (embeddings, n-gram tables, norms)
     # at 2e-3 instead of 1e-3 it fits sooner: 96.5% of the training prompts after 1500 steps (ranked
     # held-out chrF 46.4) against 98.5% (45.7) after 2100, in two thirds of the time; 1400 steps
-    # reproduce 94.1% (48.8), above the tier's 93% (and 45), in 30 s less.
+    # reproduce 94.0% (ranked chrF 47.6), above the tier's 93% (and 45), in about 30 s less.
     c.sft.update(optimizer="muon", lr=2e-3, steps=1400, patience=40)
     # Its best step is its last in every run (the fit only grows), so it validates and saves every
     # 300 steps (and at the last) rather than 100: each validation with its two saves (latest and
