@@ -25,11 +25,10 @@ def get_config():
     # at 2e-3 instead of 1e-3 it fits sooner: 96.5% of the training prompts after 1500 steps (ranked
     # held-out chrF 46.4) against 98.5% (45.7) after 2100, in two thirds of the time; 1400 steps
     # reproduce 94.0% (ranked chrF 47.6), above the tier's 93% (and 45), in about 30 s less.
-    c.sft.update(optimizer="muon", lr=2e-3, steps=1400, patience=40)
     # Its best step is its last in every run (the fit only grows), so it validates and saves every
     # 300 steps (and at the last) rather than 100: each validation with its two saves (latest and
-    # best) cost about 1.4 s of the 2 cores (BENCHMARKS.md, "Pipeline wall time").
-    c.sft.eval_every = 300
+    # best) cost about 1.4 s of the 2 cores (BENCHMARKS.md, History, "Fewer validations").
+    c.sft.update(optimizer="muon", lr=2e-3, steps=1400, patience=40, eval_every=300)
     # The goal phases' best val error came at step 1300 in runs of 1500 and 2000 steps, and at
     # 1200 (planner) and 1400 (policy) in this schedule, validated every 100 steps; every 200 keeps
     # those best steps and half the validations with their saves (about 0.6 s each).
