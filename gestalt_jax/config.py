@@ -134,6 +134,7 @@ def base() -> ml_collections.ConfigDict:
     c.sft.prompt_augment = 0.5    # share of drawn training pairs whose prompt gets typos, case changes, fillers
     c.sft.concept_noise = 1.0     # Gaussian noise on the decoder's concept, relative to its RMS (model/brain.py)
     c.sft.concept_noise_ramp_frac = 0.0  # share of steps over which that noise ramps up from 0
+    c.sft.talk_metrics = True     # False: brain SFT ends without the talk metrics (`gestalt eval` still measures them)
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 

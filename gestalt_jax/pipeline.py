@@ -98,7 +98,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             result = loop.run_phase(c, spec, workdir, resume, writer)
             ran[name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
                              best_step=result.best_step, finished=result.finished)
-            if name == "brain" and result.finished:
+            if name == "brain" and result.finished and c.sft.talk_metrics:
                 ran[name]["talk"] = talk_metrics(c, spec, result.params, tok)
             if not result.finished:
                 break

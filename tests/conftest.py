@@ -42,9 +42,9 @@ TRAIN_ARGS = ["--config=configs/test.py", "--config.sft.steps=6", "--config.plan
 
 @pytest.fixture(scope="session")
 def decode_env() -> dict:
-    """The environment of a `gestalt eval` or `gallery` process a test starts: it decodes every
-    goal or prompt of its benches, token by token, so it compiles at -O1, whose steps run as fast
-    as at -O3 (`gestalt eval` on a user bench: 46 s at -O0, 10 s at -O1; BENCHMARKS.md)."""
+    """The environment of a `gestalt eval` or `gallery` process a test starts, or of a `gestalt
+    train` of a few hundred steps: it runs many steps, so it compiles at -O1, whose steps run as
+    fast as at -O3 (`gestalt eval` on a user bench: 46 s at -O0, 10 s at -O1; BENCHMARKS.md)."""
     return dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"].replace(TEST_XLA_FLAGS,
                                                                        "--xla_backend_optimization_level=1"))
 
@@ -70,19 +70,34 @@ def _exclusive(path: Path):
 
 
 @pytest.fixture(scope="session")
-def trained_workdir(tmp_path_factory, worker_id) -> Path:
-    """One test-tier workdir trained by the real `gestalt train` command for the whole test run:
-    the xdist workers share it through a file lock (the first trains, the others wait for it).
-    The command's output is in workdir/train.log, its exit status in workdir/train.status."""
+def train_once(tmp_path_factory, worker_id):
+    """`train_once(name, args, files=None, env=None)`: the directory `name`, trained by the real
+    `gestalt train *args --workdir=DIR` once for the whole test run after `files` ({file name:
+    text}) are written into it ("{workdir}" in `args` is the directory). The xdist workers share it
+    through a file lock: the first trains, the others wait for it. The command's output is in
+    DIR/train.log, its exit status in DIR/train.status. Tests that write into it copy it first."""
     root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    workdir = root / "trained_test_tier"
-    with _exclusive(root / "trained_test_tier.lock"):
-        if not (workdir / "train.status").exists():
-            workdir.mkdir(exist_ok=True)
-            r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN_ARGS, f"--workdir={workdir}"],
-                               capture_output=True, text=True, timeout=900, cwd=config_lib.REPO_ROOT)
-            (workdir / "train.log").write_text(r.stdout + r.stderr)
-            (workdir / "train.status").write_text(str(r.returncode))
-    if (workdir / "train.status").read_text() != "0":
-        pytest.fail(f"gestalt train of the shared test workdir failed:\n{(workdir / 'train.log').read_text()[-3000:]}")
-    return workdir
+
+    def train(name: str, args: list[str], files: dict[str, str] | None = None, env: dict | None = None) -> Path:
+        workdir = root / name
+        with _exclusive(root / f"{name}.lock"):
+            if not (workdir / "train.status").exists():
+                workdir.mkdir(exist_ok=True)
+                for file, text in (files or {}).items():
+                    (workdir / file).write_text(text, encoding="utf-8")
+                command = [a.replace("{workdir}", str(workdir)) for a in args]
+                r = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *command,
+                                    f"--workdir={workdir}"], capture_output=True, text=True, timeout=900,
+                                   cwd=config_lib.REPO_ROOT, env=env)
+                (workdir / "train.log").write_text(r.stdout + r.stderr)
+                (workdir / "train.status").write_text(str(r.returncode))
+        if (workdir / "train.status").read_text() != "0":
+            pytest.fail(f"gestalt train of {workdir} failed:\n{(workdir / 'train.log').read_text()[-3000:]}")
+        return workdir
+    return train
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(train_once) -> Path:
+    """One test-tier workdir (TRAIN_ARGS) for the whole test run."""
+    return train_once("trained_test_tier", TRAIN_ARGS)

@@ -32,7 +32,7 @@ REPO = str(config_lib.REPO_ROOT)
 
 def _tiny(steps=8, eval_every=4):
     c = config_lib.load_tier("test")
-    c.sft.update(steps=steps, eval_every=eval_every)
+    c.sft.update(steps=steps, eval_every=eval_every, talk_metrics=False)  # read by one test, which turns them on
     c.debug.log_every = 100
     return c
 
@@ -191,16 +191,22 @@ def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say():
     assert out["8x1x1"]["spec"] == "P(None, None)"
 
 
-def _train_command(workdir, devices, *extra, process=None, port=None):
-    """`gestalt train` of 8 brain steps on the test tier, in a process with `devices` CPU devices."""
-    args = [sys.executable, "-m", "gestalt_jax.main", "train", f"--config={REPO}/configs/test.py",
-            f"--workdir={workdir}", "--phases=tokenizer,brain", "--config.sft.steps=8", "--config.sft.eval_every=4",
-            *extra]
-    if process is not None:
-        args += [f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={process}"]
+def _train_args(workdir, *extra):
+    """8 brain steps on the test tier (no talk metrics: the tests here compare parameters)."""
+    return [f"--config={REPO}/configs/test.py", f"--workdir={workdir}", "--phases=tokenizer,brain",
+            "--config.sft.steps=8", "--config.sft.eval_every=4", "--config.sft.talk_metrics=False", *extra]
+
+
+def _env(devices):
+    """`devices` CPU devices per process; launch/ scripts start the Python that runs the tests."""
     flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            env=dict(os.environ, XLA_FLAGS=flags))
+    return dict(os.environ, XLA_FLAGS=flags, GESTALT_PYTHON=sys.executable)
+
+
+def _train_command(workdir, devices, *extra):
+    """`gestalt train` (_train_args) in a process with `devices` CPU devices."""
+    return subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", "train", *_train_args(workdir, *extra)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=_env(devices))
 
 
 def _finish(*procs):
@@ -211,14 +217,22 @@ def _finish(*procs):
 
 
 @pytest.mark.long
-def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path, free_port):
-    """2 processes x 2 devices (mesh data=2 x fsdp=2) stop at step 4; one process resumes on mesh
-    (1, 2, 2) and on one device, and both end where a single process that trained straight through
-    does (the batches do not depend on the process count; only the order of float sums differs)."""
-    port, two = free_port(), tmp_path / "two"
-    outs = _finish(*(_train_command(two, 2, "--config.mesh.data=2", "--config.mesh.fsdp=2",
-                                    "--config.debug.stop_after_steps=4", process=i, port=port) for i in range(2)))
-    assert "[brain] stopped at step 4" in outs[0]
+def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path):
+    """2 processes x 2 devices started by launch/local/train.sh (mesh data=2 x fsdp=2) stop at
+    step 4; one process resumes on mesh (1, 2, 2) and on one device, and both end where a single
+    process that trained straight through does (the batches do not depend on the process count;
+    only the order of float sums differs). This is the local launcher's test (tests/test_launch.py
+    starts the same run with mpirun and sbatch)."""
+    two = tmp_path / "two"
+    launched = subprocess.run([f"{REPO}/launch/local/train.sh", "2",
+                               *_train_args(two, "--config.mesh.data=2", "--config.mesh.fsdp=2",
+                                            "--config.debug.stop_after_steps=4")],
+                              cwd=REPO, env=_env(2), capture_output=True, text=True, timeout=600)
+    logs = [(two / f"process_{i}.log").read_text() for i in range(2)]
+    assert launched.returncode == 0, launched.stderr + "".join(logs)[-3000:]
+    for i, log in enumerate(logs):
+        assert f"[distributed] process {i} of 2: 2 local device(s), 4 in all" in log, log[-3000:]
+    assert "[brain] stopped at step 4" in logs[0]
     assert _latest_state(two)[0] == 4
     data = two / "checkpoints" / "sft" / "latest" / "4" / "data"
     assert sorted(p.name for p in data.iterdir() if p.suffix == ".json") == ["process_0-of-2.json",
@@ -306,6 +320,7 @@ def test_eta_of_a_resumed_phase_follows_the_steps_run_since_it_resumed(monkeypat
 def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
     c = _tiny(steps=4, eval_every=2)
     c.planner_sft.update(steps=4, eval_every=2)
+    c.sft.talk_metrics = True
     c.gen.update(talk_eval_max=4, candidates=0)
     brain = pipeline.train(c, tmp_path, "tokenizer,brain", resume=False)["phases"]["brain"]
     planner_run = pipeline.train(c, tmp_path, "planner", resume=False)
@@ -346,7 +361,6 @@ def test_muon_bf16_remat_and_accumulation_train_through_the_loop(tmp_path, name)
     phase = c[config_lib.PHASE_OF[name]]
     phase.update(optimizer="muon", accum_steps=2, steps=6, eval_every=3, lr=3e-3)
     c.debug.check_grads_every = 1
-    c.gen.update(talk_eval_max=4, candidates=0)
     pipeline.train(c, tmp_path, f"tokenizer,{name}" if name == "brain" else name, resume=False)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses_ = [x["loss"] for x in lines if x["phase"] == name]
