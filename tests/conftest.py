@@ -27,14 +27,17 @@ jax.config.update("jax_compilation_cache_dir", str(Path(config_lib.base().compil
 
 
 def pytest_collection_modifyitems(items):
-    """The tests marked long start first: the two workers (pytest-xdist) then share out the short
-    ones at the end instead of one waiting on a long test alone."""
+    """The tests marked long start first: the two workers (pytest-xdist, handed one test at a time
+    by --maxschedchunk=1 in pyproject.toml) share them out, then the short ones, instead of one
+    waiting on a long test alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 # `gestalt train` of the test tier, a few steps a phase: what the end-to-end train test checks and
-# what the agent's tests run goals with (the plans are not meant to be right, only real).
+# what the agent's tests run goals with (the plans are not meant to be right, only real). No test
+# reads its talk metrics (tests/test_talk_eval.py checks them on a run of its own).
 TRAIN_ARGS = ["--config=configs/test.py", "--config.sft.steps=6", "--config.planner_sft.steps=6",
+              "--config.sft.talk_metrics=False",
               "--config.policy_sft.steps=6", "--config.sft.eval_every=3", "--config.planner_sft.eval_every=3",
               "--config.policy_sft.eval_every=3",
               "--config.debug.check_grads_every=2"]  # the in-step gradient check runs and passes

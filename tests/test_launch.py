@@ -23,9 +23,9 @@ TRAIN = ["--config=configs/test.py", "--phases=tokenizer,brain", "--config.sft.s
          "--config.sft.memory_prob=0", "--config.sft.talk_metrics=False"]
 
 
-def _env(devices: int = 1):
-    """`devices` CPU devices per process, the Python that runs the tests first on PATH."""
-    flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
+def _env():
+    """One CPU device per process, the Python that runs the tests first on PATH."""
+    flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=1"
     return dict(os.environ, XLA_FLAGS=flags, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                 PYTHONPATH=str(REPO), GESTALT_PYTHON=sys.executable)
 
