@@ -26,11 +26,24 @@ from gestalt_jax import config as config_lib
 jax.config.update("jax_compilation_cache_dir", str(Path(config_lib.base().compile_cache).expanduser()))
 
 
+def _shared_trainings(item) -> set[str]:
+    """The fixtures of a test that train through `train_once` (below)."""
+    return {f"{defs[-1].baseid}::{name}" for name, defs in item._fixtureinfo.name2fixturedefs.items()
+            if defs and "train_once" in defs[-1].argnames}
+
+
 def pytest_collection_modifyitems(items):
     """The tests marked long start first: the two workers (pytest-xdist, handed one test at a time
     by --maxschedchunk=1 in pyproject.toml) share them out, then the short ones, instead of one
-    waiting on a long test alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    waiting on a long test alone at the end. The first test of each shared training comes next:
+    the other tests that need it, in their places further on, then find it trained instead of
+    waiting for it on the other worker."""
+    leaders, seen = set(), set()
+    for item in items:
+        if new := _shared_trainings(item) - seen:
+            leaders.add(item.nodeid)
+            seen |= new
+    items.sort(key=lambda item: (item.get_closest_marker("long") is None, item.nodeid not in leaders))
 
 
 # `gestalt train` of the test tier, a few steps a phase: what the end-to-end train test checks and

@@ -1,6 +1,7 @@
 """Talk metrics (evals/talk.py), the gallery report and the eval/gallery commands on a trained brain."""
 
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -17,7 +18,6 @@ from gestalt_jax.evals import gallery, talk
 from gestalt_jax.model.brain import build_brain
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax import pipeline
 from gestalt_jax.train import losses, phases
 from gestalt_jax.infer import trained as trained_lib
 
@@ -35,17 +35,21 @@ def _config():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A test-tier tokenizer and brain, a few steps in: (config, workdir, summary)."""
+def trained(train_once, tmp_path_factory):
+    """A test-tier tokenizer and brain, a few steps in (_config), trained once per test run by
+    `gestalt train` and copied for this module's commands to write into: (config, workdir, summary)."""
+    trained_dir = train_once("talk", [f"--config={TEST_CONFIG}", "--phases=tokenizer,brain", "--config.sft.steps=6",
+                                      "--config.sft.eval_every=3", "--config.debug.log_every=100",
+                                      f"--config.gen.talk_eval_max={CAP}", f"--config.gen.batch_size={CAP}"])
     workdir = tmp_path_factory.mktemp("talk")
-    c = _config()
-    return c, workdir, pipeline.train(c, workdir, "tokenizer,brain", resume=False)
+    shutil.copytree(trained_dir, workdir, dirs_exist_ok=True)
+    return _config(), workdir, json.loads((workdir / "summary.json").read_text())
 
 
 def test_brain_sft_ends_with_the_talk_metrics(trained):
     c, workdir, summary = trained
     m = summary["phases"]["brain"]["talk"]
-    assert m == json.loads((workdir / "summary.json").read_text())["phases"]["brain"]["talk"]
+    assert f"[summary] brain talk: {talk.brief(m)}" in (workdir / "train.log").read_text()
     assert set(m) == set(talk.MEANING)
     assert m["train_n"] == CAP and m["prefix_pairs"] == CAP // 2 and m["held_out_n"] == CAP
     # The eval step is training's own: it reproduces the val loss logged at the best step, and
