@@ -23,13 +23,6 @@ TRAIN = ["--config=configs/test.py", "--phases=tokenizer,brain", "--config.sft.s
          "--config.sft.memory_prob=0", "--config.sft.talk_metrics=False"]
 
 
-def _env():
-    """One CPU device per process, the Python that runs the tests first on PATH."""
-    flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=1"
-    return dict(os.environ, XLA_FLAGS=flags, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=str(REPO), GESTALT_PYTHON=sys.executable)
-
-
 def _check_two_processes(workdir: Path, output: str) -> None:
     """Two processes took part, the loss stayed finite, and the checkpoint holds each process's
     iterator state."""
@@ -46,10 +39,10 @@ def _check_two_processes(workdir: Path, output: str) -> None:
 
 @pytest.mark.long
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI is not installed (apt install openmpi-bin)")
-def test_mpirun(tmp_path):
+def test_mpirun(tmp_path, device_env):
     workdir = tmp_path / "run"
     done = subprocess.run([str(LAUNCH / "mpi" / "train.sh"), "--allow-run-as-root", "--oversubscribe", "-np", "2",
-                           "--", *TRAIN, f"--workdir={workdir}"], cwd=REPO, env=_env(), capture_output=True,
+                           "--", *TRAIN, f"--workdir={workdir}"], cwd=REPO, env=device_env(1), capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _check_two_processes(workdir, done.stdout + done.stderr)
@@ -80,13 +73,13 @@ def slurm_cluster(tmp_path):
 
 
 @pytest.mark.long
-def test_sbatch_on_a_single_node_cluster(slurm_cluster, tmp_path):
+def test_sbatch_on_a_single_node_cluster(slurm_cluster, tmp_path, device_env):
     workdir, jobs = tmp_path / "run", tmp_path / "jobs"
     jobs.mkdir()
     done = subprocess.run(["sbatch", "--wait", "--ntasks-per-node=2", f"--chdir={jobs}", "--export=ALL",
                            str(LAUNCH / "slurm" / "train.sbatch"), *[a.replace("configs/", f"{REPO}/configs/")
                                                                      for a in TRAIN], f"--workdir={workdir}"],
-                          env=_env(), capture_output=True, text=True, timeout=900)
+                          env=device_env(1), capture_output=True, text=True, timeout=900)
     outputs = {p.name: p.read_text() for p in jobs.iterdir()}
     assert done.returncode == 0, done.stdout + done.stderr + json.dumps(outputs)[-3000:]
     job_out = next(text for name, text in outputs.items() if name.endswith(".out"))
@@ -95,26 +88,26 @@ def test_sbatch_on_a_single_node_cluster(slurm_cluster, tmp_path):
     _check_two_processes(workdir, "".join(outputs.values()))
 
 
-def _train_process(i: int, port: int, workdir: Path, *extra: str) -> subprocess.Popen:
+def _train_process(i: int, port: int, workdir: Path, env: dict, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={workdir}",
                              f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}", *extra],
-                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path, free_port):
+def test_an_unreachable_coordinator_is_named_after_the_timeout(tmp_path, free_port, device_env):
     done = subprocess.run([sys.executable, "-m", "gestalt_jax.main", "train", *TRAIN, f"--workdir={tmp_path}",
                            f"--coordinator=127.0.0.1:{free_port()}", "--num_processes=2", "--process_id=1",
                            "--config.distributed.init_timeout_s=3"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+                          cwd=REPO, env=device_env(1), capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "did not answer within 3 s (config.distributed.init_timeout_s)" in done.stderr
 
 
 @pytest.mark.long
-def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path, free_port):
+def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path, free_port, device_env):
     port, beat = free_port(), "--config.distributed.heartbeat_timeout_s=5"
     long_run = ["--config.sft.steps=100000", "--config.sft.eval_every=100000"]
-    procs = [_train_process(i, port, tmp_path, beat, *long_run) for i in range(2)]
+    procs = [_train_process(i, port, tmp_path, device_env(1), beat, *long_run) for i in range(2)]
     try:
         for line in procs[0].stdout:  # until training runs on both
             if line.startswith("[brain] [") or "step" in line and "loss" in line:
@@ -132,9 +125,9 @@ def test_when_a_process_dies_the_other_stops_with_an_error(tmp_path, free_port):
     ("--config.sft.batch_size=3", "config.sft.batch_size=3: must be a multiple of the data-parallel size"),
     ("--config.mesh.data=4", "config.mesh"),
 ])
-def test_multi_process_settings_that_cannot_work_say_so(tmp_path, free_port, override, message):
+def test_multi_process_settings_that_cannot_work_say_so(tmp_path, free_port, device_env, override, message):
     port = free_port()
-    procs = [_train_process(i, port, tmp_path, override) for i in range(2)]
+    procs = [_train_process(i, port, tmp_path, device_env(1), override) for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode in (1, 2) and message in out and "Traceback" not in out, out[-2000:]

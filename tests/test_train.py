@@ -175,10 +175,9 @@ MESH_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.long
-def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say():
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=8")
+def test_meshes_give_the_same_loss_curve_and_shard_as_the_rules_say(device_env):
     r = subprocess.run([sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, timeout=900,
-                       cwd=REPO, env=env)
+                       cwd=REPO, env=device_env(8))
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT ", 1)[1])
     base = np.array(out["1x1x1"]["curve"])
@@ -197,16 +196,10 @@ def _train_args(workdir, *extra):
             "--config.sft.steps=8", "--config.sft.eval_every=4", "--config.sft.talk_metrics=False", *extra]
 
 
-def _env(devices):
-    """`devices` CPU devices per process; launch/ scripts start the Python that runs the tests."""
-    flags = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
-    return dict(os.environ, XLA_FLAGS=flags, GESTALT_PYTHON=sys.executable)
-
-
-def _train_command(workdir, devices, *extra):
-    """`gestalt train` (_train_args) in a process with `devices` CPU devices."""
+def _train_command(workdir, env, *extra):
+    """`gestalt train` (_train_args) in a process with environment `env` (conftest.device_env)."""
     return subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", "train", *_train_args(workdir, *extra)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=_env(devices))
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
 
 
 def _finish(*procs):
@@ -217,7 +210,7 @@ def _finish(*procs):
 
 
 @pytest.mark.long
-def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path):
+def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path, device_env):
     """2 processes x 2 devices started by launch/local/train.sh (mesh data=2 x fsdp=2) stop at
     step 4; one process resumes on mesh (1, 2, 2) and on one device, and both end where a single
     process that trained straight through does (the batches do not depend on the process count;
@@ -227,7 +220,7 @@ def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_pa
     launched = subprocess.run([f"{REPO}/launch/local/train.sh", "2",
                                *_train_args(two, "--config.mesh.data=2", "--config.mesh.fsdp=2",
                                             "--config.debug.stop_after_steps=4")],
-                              cwd=REPO, env=_env(2), capture_output=True, text=True, timeout=600)
+                              cwd=REPO, env=device_env(2), capture_output=True, text=True, timeout=600)
     logs = [(two / f"process_{i}.log").read_text() for i in range(2)]
     assert launched.returncode == 0, launched.stderr + "".join(logs)[-3000:]
     for i, log in enumerate(logs):
@@ -239,10 +232,10 @@ def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_pa
                                                                              "process_1-of-2.json"]
     for name in ("mesh_1x2x2", "one_device"):
         shutil.copytree(two, tmp_path / name)
-    resumed = _finish(_train_command(tmp_path / "mesh_1x2x2", 4, "--config.mesh.data=1", "--config.mesh.fsdp=2",
-                                     "--config.mesh.tensor=2", "--resume"),
-                      _train_command(tmp_path / "one_device", 1, "--resume"),
-                      _train_command(tmp_path / "straight", 1))[:2]
+    resumed = _finish(_train_command(tmp_path / "mesh_1x2x2", device_env(4), "--config.mesh.data=1",
+                                     "--config.mesh.fsdp=2", "--config.mesh.tensor=2", "--resume"),
+                      _train_command(tmp_path / "one_device", device_env(1), "--resume"),
+                      _train_command(tmp_path / "straight", device_env(1)))[:2]
     assert all("[brain] resumed at step 4" in out for out in resumed)
     step, reference = _latest_state(tmp_path / "straight")
     at_4 = jax.tree.leaves(_restore_here(two / "checkpoints" / "sft" / "latest" / "4" / "state")["params"])
