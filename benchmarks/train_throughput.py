@@ -100,7 +100,7 @@ def main(argv):
                         local = next(it)
                         batch = loop.global_batch(local, mesh)
                         t = time.perf_counter()
-                        state, metrics = steps(state, batch, False, False)
+                        state, metrics = steps(state, batch, False)
                         jax.block_until_ready(metrics)
                         if i:
                             times.append(time.perf_counter() - t)

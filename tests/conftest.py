@@ -13,9 +13,12 @@ from pathlib import Path
 # The suite compiles far more than it runs (a test trains a few steps; CI starts with no compile
 # cache), and LLVM's optimisation passes are most of an XLA CPU compile. Tests, and every process
 # they start, compile at -O0: the whole suite on a cold cache took 795 s instead of 1,040 s at the
-# default -O3 (828 s at -O1; BENCHMARKS.md, "Test suite"). A test that sets XLA_FLAGS for a process
-# it starts adds to these. Set before jax is imported.
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+# default -O3 (828 s at -O1; BENCHMARKS.md, "Test suite"). They also use XLA's older CPU fusion
+# emitters and one codegen module, which compile the test tier's four train steps in 13.4 s instead
+# of 22.6 s: the suite took 682 s instead of 899 s. A test that sets XLA_FLAGS for a process it
+# starts adds to these. Set before jax is imported.
+TEST_OPT = "--xla_backend_optimization_level=0"
+TEST_XLA_FLAGS = f"{TEST_OPT} --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import jax  # noqa: E402
@@ -61,8 +64,7 @@ def decode_env() -> dict:
     """The environment of a `gestalt eval` or `gallery` process a test starts, or of a `gestalt
     train` of a few hundred steps: it runs many steps, so it compiles at -O1, whose steps run as
     fast as at -O3 (`gestalt eval` on a user bench: 46 s at -O0, 10 s at -O1; BENCHMARKS.md)."""
-    return dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"].replace(TEST_XLA_FLAGS,
-                                                                       "--xla_backend_optimization_level=1"))
+    return dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"].replace(TEST_OPT, "--xla_backend_optimization_level=1"))
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,24 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
         np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
 
 
+def test_the_gradient_check_stops_naming_a_parameter_no_gradient_reaches(tmp_path, monkeypatch):
+    """With debug.check_grads_every, a step whose gradient misses a parameter ends the phase naming it
+    (here the planner's final norm, cut off by a stop_gradient), at the first step checked."""
+    c = _tiny()
+    c.planner_sft.update(steps=4, eval_every=4)
+    c.debug.check_grads_every = 2
+    component = losses.component
+
+    def cut(c, name, train):
+        model, loss_fn = component(c, name, train)
+        stop = lambda path, x: jax.lax.stop_gradient(x) if "final_norm" in jax.tree_util.keystr(path) else x
+        return model, lambda params, batch, rng: loss_fn(jax.tree_util.tree_map_with_path(stop, params), batch, rng)
+    monkeypatch.setattr(losses, "component", cut)
+    with pytest.raises(loop.TrainingError,
+                       match=r"\[planner\] step 0: no finite, nonzero gradient reaches \S*final_norm/scale$"):
+        pipeline.train(c, tmp_path, "planner", resume=False)
+
+
 def test_diverging_loss_stops_naming_the_step_and_saves_nothing_bad(tmp_path):
     c = _tiny(steps=6, eval_every=1)
     # The warmup starts at lr 0, so step 0 changes nothing and the state after it is saved;
@@ -165,7 +183,7 @@ MESH_SCRIPT = textwrap.dedent("""
             steps = loop.CompiledSteps(c, spec, loss_fn, optimizer, shardings)
             curve = []
             for s in range(12):  # memory attached at every step: one train step compiled a mesh
-                state, m = steps(state, loop.global_batch(next(it), mesh), True, False)
+                state, m = steps(state, loop.global_batch(next(it), mesh), True)
                 curve.append(float(m["loss"]))
         kernel = state.params["decoder"]["stack"]["block_0"]["mlp"]["wi"]["kernel"]
         out["x".join(map(str, shape))] = dict(curve=curve, spec=str(kernel.sharding.spec),
@@ -210,12 +228,15 @@ def _finish(*procs):
 
 
 @pytest.mark.long
-def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path, device_env):
+def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_path, device_env, request):
     """2 processes x 2 devices started by launch/local/train.sh (mesh data=2 x fsdp=2) stop at
     step 4; one process resumes on mesh (1, 2, 2) and on one device, and both end where a single
     process that trained straight through does (the batches do not depend on the process count;
     only the order of float sums differs). This is the local launcher's test (tests/test_launch.py
-    starts the same run with mpirun and sbatch)."""
+    starts the same run with mpirun and sbatch). The single process runs beside the two, so the
+    one-device resume after them loads its compiled steps from the compile cache."""
+    straight = _train_command(tmp_path / "straight", device_env(1))
+    request.addfinalizer(straight.kill)  # if an assertion below ends the test first
     two = tmp_path / "two"
     launched = subprocess.run([f"{REPO}/launch/local/train.sh", "2",
                                *_train_args(two, "--config.mesh.data=2", "--config.mesh.fsdp=2",
@@ -234,8 +255,7 @@ def test_two_processes_checkpoint_and_one_process_resumes_on_other_meshes(tmp_pa
         shutil.copytree(two, tmp_path / name)
     resumed = _finish(_train_command(tmp_path / "mesh_1x2x2", device_env(4), "--config.mesh.data=1",
                                      "--config.mesh.fsdp=2", "--config.mesh.tensor=2", "--resume"),
-                      _train_command(tmp_path / "one_device", device_env(1), "--resume"),
-                      _train_command(tmp_path / "straight", device_env(1)))[:2]
+                      _train_command(tmp_path / "one_device", device_env(1), "--resume"), straight)[:2]
     assert all("[brain] resumed at step 4" in out for out in resumed)
     step, reference = _latest_state(tmp_path / "straight")
     at_4 = jax.tree.leaves(_restore_here(two / "checkpoints" / "sft" / "latest" / "4" / "state")["params"])

@@ -150,7 +150,7 @@ def _train(run: hooks.Run, steps: CompiledSteps, mesh) -> None:
         run.window.data_s += time.perf_counter() - t
         check = bool(c.debug.check_grads_every) and step % c.debug.check_grads_every == 0
         with_memory = spec.uses_memory(step)
-        run.state, metrics = steps(run.state, batch, with_memory, check)
+        run.state, metrics = steps(run.state, batch, with_memory)
         first = step == run.start
         if first:  # throughput and the ETA follow the steps after the first, which compiled
             jax.block_until_ready(metrics)
@@ -175,8 +175,8 @@ def _train(run: hooks.Run, steps: CompiledSteps, mesh) -> None:
 
 
 class CompiledSteps:
-    """Compiled train steps, one per (memory attached, gradient check) variant, compiled on first use
-    (the compile time of each is logged)."""
+    """Compiled train steps, one per variant (memory attached or not), compiled on first use (the
+    compile time of each is logged)."""
 
     def __init__(self, c, spec: PhaseSpec, loss_fn, optimizer, shardings):
         self.c, self.spec, self.loss_fn, self.optimizer, self.shardings = c, spec, loss_fn, optimizer, shardings
@@ -184,18 +184,18 @@ class CompiledSteps:
         self.compiled = {}
         self.flops = 0.0
 
-    def __call__(self, state, batch, with_memory: bool, check: bool):
-        key = (with_memory, check)
+    def __call__(self, state, batch, with_memory: bool):
+        key = with_memory
         if key not in self.compiled:
             spec, p = self.spec, self.p
             fn = step_lib.make_train_step(self.loss_fn, self.optimizer, p.accum_steps,
                                           spec.prepare(with_memory) if spec.prepare else None,
-                                          spec.absorb, leaf_norms=check, token_keys=spec.layout.segment_keys)
+                                          spec.absorb, token_keys=spec.layout.segment_keys)
             jitted = jax.jit(fn, in_shardings=(self.shardings, None), out_shardings=(self.shardings, None),
                              donate_argnums=0)
             t = time.perf_counter()
             self.compiled[key] = jitted.lower(state, batch).compile()
-            variant = ", ".join([("with" if with_memory else "no") + " memory"] + ["gradient check"] * check)
+            variant = "with memory" if with_memory else "no memory"
             log(f"[{spec.name}] compiled the train step ({variant}) in {time.perf_counter() - t:.1f} s")
             if not self.flops:
                 self.flops = _report_compiled(spec.name, self.compiled[key], self.c, p, batch)

@@ -47,13 +47,14 @@ def _micro(batch: dict, accum: int) -> dict:
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, accum: int = 1,
                     prepare: Prepare | None = None, absorb: Absorb | None = None,
-                    leaf_norms: bool = False, token_keys: tuple[str, ...] = ()):
+                    token_keys: tuple[str, ...] = ()):
     """step(state, batch) -> (state, metrics).
 
     Loss functions report the weight of their mean in aux["weight"] (trained tokens or
     examples). Metrics count the positions of the `token_keys` arrays (a packed batch's slot
-    ids): `tokens` those holding an example, `positions` all. With `leaf_norms`, metrics
-    carry every gradient leaf's norm for the host's zero-gradient check.
+    ids): `tokens` those holding an example, `positions` all. `leaf_norms` holds every gradient
+    leaf's norm for the host's zero-gradient check (a few scalars: every step computes them, so a
+    run with the check compiles one step, not a second variant for the steps it checks).
     """
     def step(state: TrainState, batch: dict):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -82,9 +83,8 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, ac
         extra = absorb(state.extra, aux) if absorb is not None else state.extra
         metrics = dict(loss=l_sum / w_sum, grad_norm=optax.tree.norm(grads), weight=w_sum,
                        tokens=jnp.asarray(sum(jnp.sum(batch[k] > 0) for k in token_keys), jnp.float32),
-                       positions=jnp.asarray(sum(batch[k].size for k in token_keys), jnp.float32))
-        if leaf_norms:
-            metrics["leaf_norms"] = jax.tree.map(lambda g: jnp.linalg.norm(g.astype(jnp.float32).ravel()), grads)
+                       positions=jnp.asarray(sum(batch[k].size for k in token_keys), jnp.float32),
+                       leaf_norms=jax.tree.map(lambda g: jnp.linalg.norm(g.astype(jnp.float32).ravel()), grads))
         new = state.replace(step=state.step + 1, params=params, opt_state=opt_state, extra=extra)
         return new, metrics
     return step
