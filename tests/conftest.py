@@ -70,11 +70,12 @@ def decode_env() -> dict:
 @pytest.fixture(scope="session")
 def device_env():
     """A function of n: the environment of a process a test starts with n CPU devices (the
-    device count is fixed when jax starts), the Python that runs the tests first on PATH and as
-    the launch/ scripts' GESTALT_PYTHON, and this checkout on PYTHONPATH."""
+    device count is fixed when jax starts; JAX_PLATFORMS=cpu, so on a GPU machine too), the Python
+    that runs the tests first on PATH and as the launch/ scripts' GESTALT_PYTHON, and this
+    checkout on PYTHONPATH."""
     def env(devices: int) -> dict:
         return dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}",
-                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                    JAX_PLATFORMS="cpu", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                     PYTHONPATH=str(config_lib.REPO_ROOT), GESTALT_PYTHON=sys.executable)
     return env
 

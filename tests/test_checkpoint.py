@@ -166,11 +166,9 @@ CROSS_MESH = textwrap.dedent("""
 """)
 
 
-def test_restore_onto_another_mesh_and_back(tmp_path):
+def test_restore_onto_another_mesh_and_back(tmp_path, device_env):
     code = CROSS_MESH.format(tests=os.path.join(REPO, "tests"), directory=str(tmp_path))
     # The device count is fixed when jax initialises, hence a fresh interpreter.
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code], env=device_env(8), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-4000:]

@@ -1,6 +1,5 @@
 """Our Muon against optax.contrib.muon, plus the properties callers rely on."""
 
-import os
 import re
 import subprocess
 import sys
@@ -130,12 +129,8 @@ _SHARDED_CODE = textwrap.dedent("""
 """)
 
 
-def test_sharded_update_equals_unsharded():
-  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-  result = subprocess.run([sys.executable, "-c", _SHARDED_CODE], env=env,
+def test_sharded_update_equals_unsharded(device_env):
+  result = subprocess.run([sys.executable, "-c", _SHARDED_CODE], env=device_env(8),
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
