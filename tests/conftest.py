@@ -68,6 +68,18 @@ def decode_env() -> dict:
 
 
 @pytest.fixture(scope="session")
+def test_tier():
+    """A function of {section: {key: value}}: the test tier's config with those values, and the
+    `--config.section.key=value` flags that give a `gestalt` command the same config."""
+    def tier(overrides: dict) -> tuple:
+        c = config_lib.load_tier("test")
+        for section, values in overrides.items():
+            c[section].update(values)
+        return c, [f"--config.{section}.{k}={v}" for section, values in overrides.items() for k, v in values.items()]
+    return tier
+
+
+@pytest.fixture(scope="session")
 def device_env():
     """A function of n: the environment of a process a test starts with n CPU devices (the
     device count is fixed when jax starts; JAX_PLATFORMS=cpu, so on a GPU machine too), the Python

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gestalt_jax import config as config_lib
 from gestalt_jax.evals import bench
 from gestalt_jax.evals import goals as goal_scores
 from gestalt_jax.infer import decide as decide_lib
@@ -58,24 +57,20 @@ def test_scores_without_labelled_arguments_are_none():
 
 
 @pytest.fixture(scope="module")
-def trained(train_once, decode_env, tmp_path_factory):
+def trained(train_once, decode_env, tmp_path_factory, test_tier):
     """The test tier's planner and policy overfit on two goals (each written 10 times, so the
     seeded val split holds copies of both), trained once per test run by `gestalt train` at -O1
     (its 300 steps run about 3x faster than at the tests' -O0), copied for this module's evals to
     write into; and the config it trained with."""
-    overrides = dict(data=dict(goal_augment=0.0, goals_extra=""),
-                     **{phase: dict(steps=150, eval_every=50, lr=3e-3, batch_size=8)
-                        for phase in ("planner_sft", "policy_sft")})
-    flags = [f"--config.{section}.{k}={v}" for section, values in overrides.items() for k, v in values.items()]
+    c, flags = test_tier(dict(data=dict(goal_augment=0.0, goals_extra=""),
+                              **{phase: dict(steps=150, eval_every=50, lr=3e-3, batch_size=8)
+                                 for phase in ("planner_sft", "policy_sft")}))
     goals = "".join(json.dumps(r) + "\n" for r in [PATH_GOAL, IDENT_GOAL] * 10)
     trained_dir = train_once("two_goals", [f"--config={REPO}/configs/test.py", "--phases=planner,policy",
                                            "--config.data.goals_file={workdir}/goals.jsonl", *flags],
                              files={"goals.jsonl": goals}, env=decode_env)
     workdir = tmp_path_factory.mktemp("run")
     shutil.copytree(trained_dir, workdir, dirs_exist_ok=True)
-    c = config_lib.load_tier("test")
-    for section, values in overrides.items():
-        c[section].update(values)
     c.data.goals_file = str(trained_dir / "goals.jsonl")
     return c, workdir
 

@@ -26,24 +26,19 @@ TEST_CONFIG = str(REPO / "configs" / "test.py")
 CAP = 16  # training and held-out prompts scored: keeps the test tier's generation short
 
 
-def _config():
-    c = config_lib.load_tier("test")
-    c.sft.update(steps=6, eval_every=3)
-    c.debug.log_every = 100
-    c.gen.update(talk_eval_max=CAP, batch_size=CAP)
-    return c
+# A few brain steps; replies to CAP prompts in one batch.
+OVERRIDES = dict(sft=dict(steps=6, eval_every=3), debug=dict(log_every=100), gen=dict(talk_eval_max=CAP, batch_size=CAP))
 
 
 @pytest.fixture(scope="module")
-def trained(train_once, tmp_path_factory):
-    """A test-tier tokenizer and brain, a few steps in (_config), trained once per test run by
+def trained(train_once, tmp_path_factory, test_tier):
+    """A test-tier tokenizer and brain, a few steps in (OVERRIDES), trained once per test run by
     `gestalt train` and copied for this module's commands to write into: (config, workdir, summary)."""
-    trained_dir = train_once("talk", [f"--config={TEST_CONFIG}", "--phases=tokenizer,brain", "--config.sft.steps=6",
-                                      "--config.sft.eval_every=3", "--config.debug.log_every=100",
-                                      f"--config.gen.talk_eval_max={CAP}", f"--config.gen.batch_size={CAP}"])
+    c, flags = test_tier(OVERRIDES)
+    trained_dir = train_once("talk", [f"--config={TEST_CONFIG}", "--phases=tokenizer,brain", *flags])
     workdir = tmp_path_factory.mktemp("talk")
     shutil.copytree(trained_dir, workdir, dirs_exist_ok=True)
-    return _config(), workdir, json.loads((workdir / "summary.json").read_text())
+    return c, workdir, json.loads((workdir / "summary.json").read_text())
 
 
 def test_brain_sft_ends_with_the_talk_metrics(trained):
@@ -119,8 +114,8 @@ def test_training_prompts_are_distinct_with_all_their_responses():
 
 
 @pytest.fixture(scope="module")
-def random_brain():
-    c = _config()
+def random_brain(test_tier):
+    c, _ = test_tier(OVERRIDES)
     brain = build_brain(c)
     enc = jnp.asarray(byte_tok.encode_left(["x"], c.brain.enc_len))
     dec = jnp.asarray(byte_tok.decoder_pair(["y"], c.brain.dec_len)[0])
