@@ -85,6 +85,12 @@ def base() -> ml_collections.ConfigDict:
     # Linux: commands run with glibc's malloc on transparent huge pages. On CPU a step's buffers are
     # allocated afresh every step, and with 4 KB pages a third of the step went to page faults.
     c.huge_pages = True
+    # `gestalt train` of the brain and the goal phases on a CPU of 2 or more cores (Linux, one
+    # process): the brain trains in one process pinned to half the cores while the planner, then the
+    # policy, train in another pinned to the other half. A small-tier step gains far less than 2x
+    # from a second core (the policy's 1.1x), so the two halves at once finish sooner than the
+    # phases one after another on all of them (BENCHMARKS.md, "Pipeline wall time").
+    c.parallel_phases = True
 
     c.tokenizer = ml_collections.ConfigDict(dict(
         bpe_merges=200,           # decoder vocabulary = 259 byte ids + merges

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs
 _PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
                               "train: comma-separated subset of tokenizer,brain,planner,policy.")
 _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
+_CPUS = flags.DEFINE_string("cpus", None, "Run on these CPU cores only, e.g. 0,1 or 0-3 (Linux): the process "
+                            "and the threads XLA starts. `gestalt train` gives its side-by-side processes "
+                            "half the cores each with it (config.parallel_phases).")
 _BENCH = flags.DEFINE_multi_string(
     "bench", [], "eval: a goals file in the bench format (datasets/goals/README.md); repeatable.")
 _JSON = flags.DEFINE_bool("json", False, "eval: end stdout with one line holding every score as JSON "
@@ -62,6 +66,10 @@ def _train(c, workdir: str) -> int:
     from gestalt_jax.train import loop
     from gestalt_jax.train.checkpoint import CheckpointError
     try:
+        chosen = pipeline.parse_phases(_PHASES.value)
+        multi_process = bool(_COORDINATOR.value or _DISTRIBUTED.value)  # each process trains every phase
+        if not multi_process and (cores := pipeline.side_by_side_cores(c, chosen)):
+            return pipeline.train_side_by_side(c, workdir, chosen, _RESUME.value, cores)
         pipeline.train(c, workdir, _PHASES.value, _RESUME.value)
     except (loop.TrainingError, CheckpointError, FileNotFoundError, ValueError) as e:  # ValueError: DataError too
         print(f"gestalt train: {e}", file=sys.stderr)
@@ -168,6 +176,13 @@ def main(argv: list[str]) -> int:
     c = _CONFIG.value
     if c.huge_pages:
         huge_pages.rerun()
+    if _CPUS.value is not None:  # before jax starts the threads of its CPU devices
+        try:
+            _pin(_CPUS.value)
+        except ValueError as e:
+            print(f"gestalt: --cpus={_CPUS.value}: {e}", file=sys.stderr)
+            return 2
+        print(f"[cpus] this process runs on core(s) {','.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
     import jax
     if c.compile_cache:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))
@@ -192,6 +207,23 @@ def main(argv: list[str]) -> int:
         return 2
     workdir = _WORKDIR.value or f"runs/{c.tier}"
     return HANDLERS[command](c, workdir, *args[1:])
+
+
+def _pin(spec: str) -> None:
+    """Pin this process to the cores in `spec` ("0,2", "0-3"); ValueError saying why it cannot."""
+    cores = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"{part!r} is not a core number or a range of them (0-3)")
+        cores.update(range(int(first), int(last or first) + 1))
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("this platform cannot pin a process to cores")
+    allowed = os.sched_getaffinity(0)
+    if not cores or not cores <= allowed:
+        raise ValueError(f"core(s) {sorted(cores - allowed) or 'none'} not among the ones this process may use "
+                         f"({','.join(map(str, sorted(allowed)))})")
+    os.sched_setaffinity(0, cores)
 
 
 def _reachable(address: str, timeout_s: float) -> bool:

@@ -1,12 +1,19 @@
 """`gestalt train`: tokenizer → brain SFT → planner → policy → summary, in one command.
 
 Each phase writes its checkpoints under workdir/checkpoints/<phase>; `--resume` continues
-every phase where it stopped (a finished phase is skipped to its best weights).
+every phase where it stopped (a finished phase is skipped to its best weights). On a CPU of two
+or more cores the brain and the goal phases train side by side, in two processes on half the
+cores each (config.parallel_phases).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +30,7 @@ from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train.metrics import MetricsWriter, log
 
 PHASES = ("tokenizer", "brain", "planner", "policy")
+GOAL_PHASES = ("planner", "policy")  # need neither the tokenizer nor the brain
 
 
 def parse_phases(spec: str) -> list[str]:
@@ -60,6 +68,44 @@ def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, t
     return metrics
 
 
+def refuse_mixing(workdir: Path, chosen: list[str], resume: bool) -> None:
+    """A fresh run must not mix with (or silently skip saves over) an earlier one in workdir."""
+    if resume:
+        return
+    for name in (n for n in chosen if n in config_lib.PHASE_OF):
+        existing = workdir / "checkpoints" / config_lib.PHASE_OF[name]
+        if existing.exists() and any(existing.iterdir()):
+            raise ValueError(f"{existing} already holds checkpoints: pass --resume to continue that run, "
+                             f"or choose another --workdir")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on `path` (created if absent) where the platform has fcntl: two
+    processes training side by side update one summary."""
+    try:
+        import fcntl
+    except ImportError:  # no side-by-side training there either
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def record(workdir: Path, tier: str, ran: dict, seconds: float) -> dict:
+    """Write workdir/summary.json: the phases `ran` over those an earlier run (or the other process
+    training side by side) recorded there, and `seconds` for the whole; returns it."""
+    path = workdir / "summary.json"
+    with _locked(path) if jax.process_index() == 0 else contextlib.nullcontext():
+        summary = dict(tier=tier, phases={**_recorded_phases(path), **ran}, seconds=round(seconds, 1))
+        loop.write_json(path, summary)
+    return summary
+
+
 def _recorded_phases(path: Path) -> dict:
     """The phases an earlier run recorded in the summary at `path` ({} when there is none)."""
     try:
@@ -76,12 +122,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = parse_phases(phase_spec)
-    if not resume:  # a fresh run must not mix with (or silently skip saves over) an earlier one
-        for name in (n for n in chosen if n in config_lib.PHASE_OF):
-            existing = workdir / "checkpoints" / config_lib.PHASE_OF[name]
-            if existing.exists() and any(existing.iterdir()):
-                raise ValueError(f"{existing} already holds checkpoints: pass --resume to continue that run, "
-                                 f"or choose another --workdir")
+    refuse_mixing(workdir, chosen, resume)
     writer = MetricsWriter(workdir)
     ran = {}  # this run's phases
     started = time.time()
@@ -104,9 +145,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
                 break
     finally:
         writer.close()
-    path = workdir / "summary.json"
-    summary = dict(tier=c.tier, phases={**_recorded_phases(path), **ran}, seconds=round(time.time() - started, 1))
-    loop.write_json(path, summary)
+    summary = record(workdir, c.tier, ran, time.time() - started)
     for name, s in ran.items():
         state = "" if s["finished"] else " (stopped; --resume continues)"
         log(f"[summary] {name}: best score {s['best_score']:.4f} at step {s['best_step']}, "
@@ -116,3 +155,83 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     log(f"[summary] done in {summary['seconds']:.0f}s; results in {workdir}")
     return summary
 
+
+
+def side_by_side_cores(c: ml_collections.ConfigDict, chosen: list[str]) -> tuple[list[int], list[int]] | None:
+    """The cores of the brain's process and of the goal phases' process when `gestalt train` trains
+    them side by side (config.parallel_phases): both kinds chosen, one process, the CPU backend, and
+    two or more cores this process may run on (Linux). None otherwise: one after the other."""
+    if not (c.parallel_phases and hasattr(os, "sched_getaffinity")) or jax.process_count() > 1:
+        return None
+    if jax.default_backend() != "cpu" or "brain" not in chosen or not set(chosen) & set(GOAL_PHASES):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    half = (len(cores) + 1) // 2  # the brain's phase is the longer one
+    return cores[:half], cores[half:]
+
+
+def cores_flag(cores: list[int]) -> str:
+    return ",".join(map(str, cores))
+
+
+def train_side_by_side(c: ml_collections.ConfigDict, workdir: str | Path, chosen: list[str], resume: bool,
+                       cores: tuple[list[int], list[int]]) -> int:
+    """Run this `gestalt train` again as two processes, the brain's phases on cores[0] and the goal
+    phases on cores[1] (each pins itself through --cpus before its devices start), and wait for
+    both; returns the first nonzero exit code, else 0. Each writes its own phases' checkpoints,
+    metrics and summary entries into workdir; their console lines interleave, each named by its
+    phase. Stopping this process (Ctrl-C, SIGTERM) stops both."""
+    workdir = Path(workdir)
+    refuse_mixing(workdir, chosen, resume)  # one message here rather than one from each process
+    groups = [[p for p in chosen if p not in GOAL_PHASES], [p for p in chosen if p in GOAL_PHASES]]
+    log(f"[train] side by side (config.parallel_phases): {', '.join(groups[0])} on core(s) "
+        f"{cores_flag(cores[0])}; {', '.join(groups[1])} on core(s) {cores_flag(cores[1])}")
+    started = time.time()
+    # The same command line (so the same config, overrides and workdir), one group each; for an
+    # absl flag given twice the last wins.
+    commands = [[sys.executable, *sys.orig_argv[1:], f"--phases={','.join(group)}", f"--cpus={cores_flag(cpus)}",
+                 "--config.parallel_phases=False"] for group, cpus in zip(groups, cores)]
+    procs = []
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        procs = [subprocess.Popen(cmd) for cmd in commands]
+        codes = [p.wait() for p in procs]
+    except (KeyboardInterrupt, SystemExit):
+        _stop(procs)
+        log("[train] stopped; --resume continues each phase from its latest checkpoint")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = [(group, code) for group, code in zip(groups, codes) if code]
+    for group, code in failed:
+        print(f"gestalt train: the process training {', '.join(group)} ended with exit code {code}", file=sys.stderr)
+    if failed:
+        return failed[0][1]
+    summary = record(workdir, c.tier, {}, time.time() - started)
+    log(f"[summary] side by side: done in {summary['seconds']:.0f}s; results in {workdir}")
+    return 0
+
+
+def _stop(procs: list[subprocess.Popen], grace_s: float = 2.0, save_s: float = 60.0) -> None:
+    """Stop the side-by-side processes as Ctrl-C stops one: a process that has not ended within
+    grace_s (a Ctrl-C at the terminal reaches them all) gets SIGINT, and is killed only if it has
+    not ended save_s later."""
+    deadline = time.time() + grace_s
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(deadline - time.time(), 0.0))
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=save_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

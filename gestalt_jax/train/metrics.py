@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ class MetricsWriter:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._jsonl = open(self.workdir / "metrics.jsonl", "a", encoding="utf-8")
             from tensorboardX import SummaryWriter  # writes event files without TensorFlow
-            self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+            # Named by process too: two processes training side by side (config.parallel_phases)
+            # may start their writers in the same second, which alone names the file.
+            self._tb = SummaryWriter(str(self.workdir / "tensorboard"), filename_suffix=f".{os.getpid()}")
 
     def write(self, phase: str, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
