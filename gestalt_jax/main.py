@@ -182,7 +182,9 @@ def main(argv: list[str]) -> int:
         except ValueError as e:
             print(f"gestalt: --cpus={_CPUS.value}: {e}", file=sys.stderr)
             return 2
-        print(f"[cpus] this process runs on core(s) {','.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
+        # On stderr: stdout may be a command's JSON (run --json, eval --json).
+        print(f"[cpus] this process runs on core(s) {','.join(map(str, sorted(os.sched_getaffinity(0))))}",
+              file=sys.stderr, flush=True)
     import jax
     if c.compile_cache:
         jax.config.update("jax_compilation_cache_dir", str(Path(c.compile_cache).expanduser()))

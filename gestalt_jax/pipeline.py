@@ -218,20 +218,18 @@ def train_side_by_side(c: ml_collections.ConfigDict, workdir: str | Path, chosen
     return 0
 
 
-def _stop(procs: list[subprocess.Popen], grace_s: float = 2.0, save_s: float = 60.0) -> None:
-    """Stop the side-by-side processes as Ctrl-C stops one: a process that has not ended within
-    grace_s (a Ctrl-C at the terminal reaches them all) gets SIGINT, and is killed only if it has
-    not ended save_s later."""
-    deadline = time.time() + grace_s
+def _stop(procs: list[subprocess.Popen], grace_s: float = 2.0, kill_s: float = 30.0) -> None:
+    """Stop the side-by-side processes. A Ctrl-C at the terminal reaches each of them, and they
+    stop on it; those still running grace_s later get SIGTERM, which ends a `gestalt train` where
+    it is, as it would end one alone (its latest checkpoint stays; `--resume` continues from it),
+    and SIGKILL if they have not ended kill_s after that."""
+    for wait_s, signal_rest in ((grace_s, subprocess.Popen.terminate), (kill_s, subprocess.Popen.kill)):
+        deadline = time.time() + wait_s
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(deadline - time.time(), 0.0))
+        for p in procs:
+            if p.poll() is None:
+                signal_rest(p)
     for p in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(timeout=max(deadline - time.time(), 0.0))
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    for p in procs:
-        try:
-            p.wait(timeout=save_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        p.wait()

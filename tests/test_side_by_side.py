@@ -67,7 +67,7 @@ def test_cpus_pins_the_process_or_names_what_is_wrong():
     r = gestalt("train", f"--config={TEST_CONFIG}", f"--cpus={CORES[-1]}", "--phases=bogus",
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = r.communicate(timeout=120)
-    assert pinned(out) == [{CORES[-1]}] and r.returncode == 1 and "--phases='bogus'" in err, out + err
+    assert pinned(err) == [{CORES[-1]}] and r.returncode == 1 and "--phases='bogus'" in err, out + err
     for spec, why in [("a", "'a' is not a core number"), (f"0-{max(CORES) + 1}", f"core(s) [{max(CORES) + 1}] not among")]:
         r = gestalt("check", f"--config={TEST_CONFIG}", f"--cpus={spec}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = r.communicate(timeout=120)
@@ -81,7 +81,7 @@ def test_a_side_by_side_process_that_fails_is_named_and_fails_the_command(tmp_pa
     r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={tmp_path / 'run'}", f"--config.data.talk_files={bad}",
                 f"--config.data.goals_file={bad}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = r.communicate(timeout=300)
-    assert r.returncode == 1 and len(pinned(out)) == 2, out + err
+    assert r.returncode == 1 and len(pinned(err)) == 2, out + err
     assert "gestalt train: the process training tokenizer, brain ended with exit code 1" in err
     assert "gestalt train: the process training planner, policy ended with exit code 1" in err
     assert err.count(f"gestalt train: {bad}:1") == 2  # each process's own one-line error
