@@ -246,7 +246,16 @@ def _reachable(address: str, timeout_s: float) -> bool:
 
 def run() -> None:
     """Console-script entry point (`gestalt`)."""
-    app.run(main)
+    try:
+        app.run(main)
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, not a traceback. By now every save in flight is on disk (a phase waits
+        # for its saves as it unwinds). The process then ends at once: tearing the interpreter down
+        # with XLA's threads running sometimes ended in a segmentation fault.
+        print("gestalt: stopped (Ctrl-C); `gestalt train --resume` continues a training from its latest "
+              "checkpoint", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":

@@ -202,8 +202,9 @@ def train_side_by_side(c: ml_collections.ConfigDict, workdir: str | Path, chosen
     try:
         procs = [subprocess.Popen(cmd) for cmd in commands]
         codes = [p.wait() for p in procs]
-    except (KeyboardInterrupt, SystemExit):
-        _stop(procs)
+    except (KeyboardInterrupt, SystemExit) as e:
+        # A Ctrl-C at the terminal reaches both processes too: they get time to stop on it.
+        _stop(procs, grace_s=10.0 if isinstance(e, KeyboardInterrupt) else 0.0)
         log("[train] stopped; --resume continues each phase from its latest checkpoint")
         return 130
     finally:
@@ -218,11 +219,10 @@ def train_side_by_side(c: ml_collections.ConfigDict, workdir: str | Path, chosen
     return 0
 
 
-def _stop(procs: list[subprocess.Popen], grace_s: float = 2.0, kill_s: float = 30.0) -> None:
-    """Stop the side-by-side processes. A Ctrl-C at the terminal reaches each of them, and they
-    stop on it; those still running grace_s later get SIGTERM, which ends a `gestalt train` where
-    it is, as it would end one alone (its latest checkpoint stays; `--resume` continues from it),
-    and SIGKILL if they have not ended kill_s after that."""
+def _stop(procs: list[subprocess.Popen], grace_s: float, kill_s: float = 30.0) -> None:
+    """Stop the side-by-side processes: those still running grace_s from now get SIGTERM, which
+    ends a `gestalt train` where it is, as it would end one alone (its latest checkpoint stays;
+    `--resume` continues from it), and SIGKILL if they have not ended kill_s after that."""
     for wait_s, signal_rest in ((grace_s, subprocess.Popen.terminate), (kill_s, subprocess.Popen.kill)):
         deadline = time.time() + wait_s
         for p in procs:

@@ -114,3 +114,21 @@ def test_stopping_side_by_side_training_stops_both_processes(tmp_path):
     while running() and time.time() < deadline:
         time.sleep(0.2)
     assert running() == []
+
+
+@needs_two_cores
+def test_ctrl_c_stops_both_processes_in_a_line_each_without_a_traceback(tmp_path):
+    workdir = tmp_path / "run"
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it.
+    r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={workdir}", stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True)
+    lines = []
+    while not any("compiled the train step" in line for line in lines):  # one of them is training
+        line = r.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    os.killpg(r.pid, signal.SIGINT)
+    out = "".join(lines) + r.communicate(timeout=120)[0]
+    assert r.returncode == 130 and "Traceback" not in out, out[-3000:]
+    assert out.count("gestalt: stopped (Ctrl-C); `gestalt train --resume` continues") == 2, out[-3000:]
+    assert "[train] stopped; --resume continues" in out
