@@ -119,9 +119,14 @@ def test_stopping_side_by_side_training_stops_both_processes(tmp_path):
 @needs_two_cores
 def test_ctrl_c_stops_both_processes_in_a_line_each_without_a_traceback(tmp_path):
     workdir = tmp_path / "run"
-    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it.
-    r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={workdir}", stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True)
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it. A
+    # test run started in the background by a script ignores SIGINT, and its children inherit
+    # that: the command starts with SIGINT's default action restored, as at a terminal.
+    trampoline = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    r = subprocess.Popen([sys.executable, "-c", trampoline, "-m", "gestalt_jax.main", "train", f"--config={TEST_CONFIG}",
+                          f"--workdir={workdir}"], text=True, cwd=config_lib.REPO_ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
     lines = []
     while not any("compiled the train step" in line for line in lines):  # one of them is training
         line = r.stdout.readline()
