@@ -67,8 +67,7 @@ def _train(c, workdir: str) -> int:
     from gestalt_jax.train.checkpoint import CheckpointError
     try:
         chosen = pipeline.parse_phases(_PHASES.value)
-        multi_process = bool(_COORDINATOR.value or _DISTRIBUTED.value)  # each process trains every phase
-        if not multi_process and (cores := pipeline.side_by_side_cores(c, chosen)):
+        if cores := pipeline.side_by_side_cores(c, chosen):
             return pipeline.train_side_by_side(c, workdir, chosen, _RESUME.value, cores)
         pipeline.train(c, workdir, _PHASES.value, _RESUME.value)
     except (loop.TrainingError, CheckpointError, FileNotFoundError, ValueError) as e:  # ValueError: DataError too

@@ -80,7 +80,7 @@ def refuse_mixing(workdir: Path, chosen: list[str], resume: bool) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     """Hold an exclusive lock on `path` (created if absent) where the platform has fcntl: two
     processes training side by side update one summary."""
     try:
@@ -100,7 +100,7 @@ def record(workdir: Path, tier: str, ran: dict, seconds: float) -> dict:
     """Write workdir/summary.json: the phases `ran` over those an earlier run (or the other process
     training side by side) recorded there, and `seconds` for the whole; returns it."""
     path = workdir / "summary.json"
-    with _locked(path) if jax.process_index() == 0 else contextlib.nullcontext():
+    with locked(path) if jax.process_index() == 0 else contextlib.nullcontext():
         summary = dict(tier=tier, phases={**_recorded_phases(path), **ran}, seconds=round(seconds, 1))
         loop.write_json(path, summary)
     return summary
@@ -156,12 +156,12 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     return summary
 
 
-
 def side_by_side_cores(c: ml_collections.ConfigDict, chosen: list[str]) -> tuple[list[int], list[int]] | None:
     """The cores of the brain's process and of the goal phases' process when `gestalt train` trains
-    them side by side (config.parallel_phases): both kinds chosen, one process, the CPU backend, and
-    two or more cores this process may run on (Linux). None otherwise: one after the other."""
-    if not (c.parallel_phases and hasattr(os, "sched_getaffinity")) or jax.process_count() > 1:
+    them side by side (config.parallel_phases): both kinds chosen, not a multi-process run (where each
+    process trains every phase), the CPU backend, and two or more cores this process may run on
+    (Linux). None otherwise: one after the other."""
+    if not (c.parallel_phases and hasattr(os, "sched_getaffinity")) or jax.distributed.is_initialized():
         return None
     if jax.default_backend() != "cpu" or "brain" not in chosen or not set(chosen) & set(GOAL_PHASES):
         return None

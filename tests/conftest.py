@@ -2,8 +2,6 @@
 config.compile_cache), shares one persistent XLA compilation cache: a step the suite already
 compiled loads from it. Tests that need a trained model share one (`trained_workdir`)."""
 
-import contextlib
-import fcntl
 import os
 import socket
 import subprocess
@@ -25,6 +23,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from gestalt_jax import config as config_lib
+from gestalt_jax import pipeline
 
 jax.config.update("jax_compilation_cache_dir", str(Path(config_lib.base().compile_cache).expanduser()))
 
@@ -102,16 +101,6 @@ def free_port():
     return port
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path):
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def train_once(tmp_path_factory, worker_id):
     """`train_once(name, args, files=None, env=None)`: the directory `name`, trained by the real
@@ -123,7 +112,7 @@ def train_once(tmp_path_factory, worker_id):
 
     def train(name: str, args: list[str], files: dict[str, str] | None = None, env: dict | None = None) -> Path:
         workdir = root / name
-        with _exclusive(root / f"{name}.lock"):
+        with pipeline.locked(root / f"{name}.lock"):
             if not (workdir / "train.status").exists():
                 workdir.mkdir(exist_ok=True)
                 for file, text in (files or {}).items():
