@@ -20,9 +20,25 @@ CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
 needs_two_cores = pytest.mark.skipif(len(CORES) < 2, reason="side-by-side training needs 2 cores this process may use")
 
 
-def gestalt(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "gestalt_jax.main", *args], text=True,
-                            cwd=config_lib.REPO_ROOT, **kwargs)
+# A test run started in the background by a script ignores SIGINT, and its children inherit that:
+# a command started through this has SIGINT's default action restored, as at a terminal.
+AT_A_TERMINAL = ["-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                       "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+
+
+def gestalt(*args, at_a_terminal=False, **kwargs):
+    return subprocess.Popen([sys.executable, *(AT_A_TERMINAL if at_a_terminal else []), "-m", "gestalt_jax.main",
+                             *args], text=True, cwd=config_lib.REPO_ROOT, **kwargs)
+
+
+def read_until(r: subprocess.Popen, done) -> str:
+    """What r printed until done(the text so far) holds; fails if r's output ends first."""
+    text = ""
+    while not done(text):
+        line = r.stdout.readline()
+        assert line, text
+        text += line
+    return text
 
 
 def pinned(log: str) -> list[set[int]]:
@@ -92,14 +108,10 @@ def test_stopping_side_by_side_training_stops_both_processes(tmp_path):
     workdir = tmp_path / "run"
     r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={workdir}", stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT)
-    lines = []
-    while len(pinned("".join(lines))) < 2:  # both processes started
-        line = r.stdout.readline()
-        assert line, "".join(lines)
-        lines.append(line)
+    started = read_until(r, lambda text: len(pinned(text)) == 2)  # both processes started
     r.send_signal(signal.SIGTERM)
     out, _ = r.communicate(timeout=120)
-    assert r.returncode == 130 and "[train] stopped; --resume continues" in out, "".join(lines) + out
+    assert r.returncode == 130 and "[train] stopped; --resume continues" in out, started + out
 
     def running() -> list[str]:
         found = []
@@ -119,21 +131,12 @@ def test_stopping_side_by_side_training_stops_both_processes(tmp_path):
 @needs_two_cores
 def test_ctrl_c_stops_both_processes_in_a_line_each_without_a_traceback(tmp_path):
     workdir = tmp_path / "run"
-    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it. A
-    # test run started in the background by a script ignores SIGINT, and its children inherit
-    # that: the command starts with SIGINT's default action restored, as at a terminal.
-    trampoline = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-                  "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
-    r = subprocess.Popen([sys.executable, "-c", trampoline, "-m", "gestalt_jax.main", "train", f"--config={TEST_CONFIG}",
-                          f"--workdir={workdir}"], text=True, cwd=config_lib.REPO_ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
-    lines = []
-    while not any("compiled the train step" in line for line in lines):  # one of them is training
-        line = r.stdout.readline()
-        assert line, "".join(lines)
-        lines.append(line)
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it.
+    r = gestalt("train", f"--config={TEST_CONFIG}", f"--workdir={workdir}", at_a_terminal=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    started = read_until(r, lambda text: "compiled the train step" in text)  # one of them is training
     os.killpg(r.pid, signal.SIGINT)
-    out = "".join(lines) + r.communicate(timeout=120)[0]
+    out = started + r.communicate(timeout=120)[0]
     assert r.returncode == 130 and "Traceback" not in out, out[-3000:]
     assert out.count("gestalt: stopped (Ctrl-C); `gestalt train --resume` continues") == 2, out[-3000:]
     assert "[train] stopped; --resume continues" in out
