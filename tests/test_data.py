@@ -162,6 +162,18 @@ def test_overlong_planner_example_keeps_the_goal_end_and_the_whole_plan():
     assert ex.planner_truncated(record, 96) == ["prompt+plan > max_len+1=97 tokens (the goal's end kept)"]
 
 
+def test_planner_truncated_is_its_definition_at_every_limit():
+    """The check skips encoding goals that fit on bytes alone; at every limit it says what
+    encoding each prompt says (a goal of many clauses, split on every comma, included)."""
+    records = ex.load_goals(GOALS) + [{"goal": "a, b, c, d, e, f, g, h, i, j", "intent": "CONVERSATION",
+                                       "actions": ["TALK"], "args": [{}]}]
+    for max_len in range(20, 161, 7):
+        for r in records:
+            plan = len(plan_vocab.encode_plan(ex.goal_steps(r)))
+            prompt = len(plan_vocab.encode_prompt(r["goal"]))
+            assert bool(ex.planner_truncated(r, max_len)) == (prompt + plan > max_len + 1), (r["goal"], max_len)
+
+
 def test_truncation_warning_once_per_file_with_count_and_limit(tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(ex.logging, "warning", lambda fmt, *a: warnings.append(fmt % a))
