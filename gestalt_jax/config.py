@@ -54,6 +54,10 @@ def _phase(steps: int, batch_size: int, eval_every: int) -> ml_collections.Confi
         steps=steps,
         eval_every=eval_every,
         patience=5,             # evaluations without val improvement before stopping
+        # Share of the steps before which a validation neither competes for the best checkpoint
+        # nor counts toward early stopping (its checkpoint is kept for resume); 1.0 keeps the
+        # last step's parameters.
+        select_from=0.0,
         keep_checkpoints=2,
     ))
 
@@ -355,6 +359,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(p.weight_decay >= 0, f"{phase}.weight_decay", "must be >= 0")
         need(0 <= p.warmup_frac < 1, f"{phase}.warmup_frac", "must lie in [0, 1)")
         need(0 <= p.min_lr_frac <= 1, f"{phase}.min_lr_frac", "must lie in [0, 1]")
+        need(0 <= p.select_from <= 1, f"{phase}.select_from", "must lie in [0, 1]")
         for k in ("batch_size", "segments", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,8 @@ from gestalt_jax.data import examples, packing
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax import pipeline
-from gestalt_jax.train import loop, losses, metrics, phases
+from gestalt_jax.train import checkpoint as ckpt_lib
+from gestalt_jax.train import hooks, loop, losses, metrics, phases
 from gestalt_jax.train import mesh as mesh_lib
 from gestalt_jax.train import step as step_lib
 from gestalt_jax.train.checkpoint import CheckpointError
@@ -343,6 +345,31 @@ def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
     planner = summary["phases"]["planner"]
     assert planner["finished"] and planner["best_step"] in (2, 4)
     assert planner["seconds"] <= summary["seconds"] < planner["seconds"] + brain["seconds"]  # this run's time
+
+
+@pytest.mark.parametrize("select_from", [0.0, 1.0])
+def test_select_from_keeps_earlier_validations_out_of_the_best_checkpoint_and_early_stop(tmp_path, select_from):
+    """A validation before select_from x steps is saved for resume only: with 1.0 the best
+    checkpoint is the last step's and early stopping never ends the phase before it, however the
+    val error moves."""
+    c = config_lib.load_tier("test")
+    c.planner_sft.update(steps=6, eval_every=2, patience=1, select_from=select_from)
+    spec = types.SimpleNamespace(phase="planner_sft", name="planner", score=lambda v: v["val_loss"],
+                                 score_name="val error")
+    state = step_lib.TrainState(step=jnp.zeros((), jnp.int32), params={"w": jnp.ones(3)}, opt_state=(),
+                                rng=jnp.zeros(2, jnp.uint32))
+    with ckpt_lib.PhaseCheckpoints(tmp_path / "planner_sft", keep=3) as checkpoints:
+        run = hooks.Run(c, spec, state, None, checkpoints, writer=None, evaluate=None, start=0)
+        stopped = None
+        for done, val_loss in ((2, 0.1), (4, 0.5), (6, 0.9)):  # the val error only grows
+            run.values = {"val_loss": val_loss}
+            hooks.checkpoint(run, done)
+            hooks.early_stop(run, done)
+            if run.stop and stopped is None:
+                stopped = done
+        checkpoints.wait()
+        assert checkpoints.best_step() == (6 if select_from == 1.0 else 2)
+        assert stopped == (None if select_from == 1.0 else 4)
 
 
 def test_mask_checks_stop_a_phase_on_a_bad_augmented_training_batch(tmp_path):

@@ -113,12 +113,19 @@ def log_line(run: Run, done: int) -> None:
     run.window = Window()
 
 
+def selecting(run: Run, done: int) -> bool:
+    """Whether the validation after `done` steps may pick the best checkpoint (config select_from)."""
+    return done >= run.p.select_from * run.p.steps
+
+
 def checkpoint(run: Run, done: int) -> None:
-    score = run.spec.score(run.values) if "val_loss" in run.values else None
+    score = run.spec.score(run.values) if "val_loss" in run.values and selecting(run, done) else None
     run.checkpoints.save(done, run.state, run.train_iter, score, run.c.to_json())
 
 
 def early_stop(run: Run, done: int) -> None:
+    if not selecting(run, done):
+        return
     score = run.spec.score(run.values)
     if score < run.best:
         run.best, run.best_step, run.bad_evals = score, done, 0
