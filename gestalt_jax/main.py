@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -160,7 +161,17 @@ HANDLERS = {"check": _check, "train": _train, "eval": _eval, "gallery": _gallery
             "serve": _serve}
 
 
+def _whole_lines() -> None:
+    """Every line this process prints leaves in one write. Under PYTHONUNBUFFERED=1 (common in
+    containers and CI) Python writes a print's text and its newline separately, and the lines of
+    the two processes of side-by-side training, on one terminal or pipe, interleaved mid-line."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True, write_through=False)
+
+
 def main(argv: list[str]) -> int:
+    _whole_lines()
     if not flags.FLAGS["verbosity"].present:  # library INFO chatter hides progress; --verbosity=0 shows it
         logging.set_verbosity(logging.WARNING)
     args = argv[1:]

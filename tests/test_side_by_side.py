@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,6 +89,22 @@ def test_cpus_pins_the_process_or_names_what_is_wrong():
         r = gestalt("check", f"--config={TEST_CONFIG}", f"--cpus={spec}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = r.communicate(timeout=120)
         assert r.returncode == 2 and f"gestalt: --cpus={spec}: {why}" in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(not CORES, reason="this platform cannot pin a process to cores")
+def test_each_line_leaves_in_one_write_under_pythonunbuffered():
+    # Side by side, two processes print to one pipe: a line written in two pieces (Python's -u
+    # writes a print's newline apart from its text) interleaved with the other process's line.
+    # Each write to a SOCK_SEQPACKET socket arrives as a packet of its own.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        r = gestalt("train", f"--config={TEST_CONFIG}", f"--cpus={CORES[-1]}", "--phases=bogus",
+                    stdout=theirs, stderr=theirs, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        theirs.close()
+        packets = list(iter(lambda: ours.recv(1 << 16), b""))
+        assert r.wait(timeout=120) == 1
+    assert packets and all(p.endswith(b"\n") for p in packets), packets
+    assert any(p.startswith(b"[cpus] this process runs on core(s)") for p in packets), packets
 
 
 @needs_two_cores
