@@ -11,7 +11,6 @@ warning raised long after loading still names its source.
 from __future__ import annotations
 
 import collections
-import functools
 import json
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,7 +20,7 @@ from absl import logging
 
 from gestalt_jax.model.policy import ARG_CHANNELS, ARG_KINDS, ARGS_PER_SLOT
 from gestalt_jax.text import bytes as byte_tok
-from gestalt_jax.text import clauses, labels, plan_vocab
+from gestalt_jax.text import labels, plan_vocab
 
 WHERE = "_where"  # record key holding "file:line"
 
@@ -197,21 +196,12 @@ def planner_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
     return dict(inputs=ids_T1[:-1], targets=ids_T1[1:], weights=weights_T1[1:])
 
 
-@functools.cache
-def _frame_len() -> int:
-    """Ids of the prompt of an empty goal: its frame and one clause marker."""
-    return len(plan_vocab.encode_prompt(""))
-
-
 def planner_truncated(record: dict, max_len: int) -> list[str]:
     plan = _plan_ids(record)
-    if _frame_len() + len(plan) > max_len + 1:
+    room = max_len + 1 - len(plan)  # ids left for the prompt
+    if not plan_vocab.prompt_fits("", room):
         return [f"plan > max_len+1={max_len + 1} tokens with the prompt's frame"]
-    # A prompt is its frame, the goal's bytes and at most MAX_CLAUSES markers: most goals fit
-    # without being encoded (a goal file of 60,000 is checked in a second, not four).
-    if _frame_len() - 1 + clauses.MAX_CLAUSES + len(record["goal"].encode()) + len(plan) <= max_len + 1:
-        return []
-    too_long = len(plan_vocab.encode_prompt(record["goal"])) + len(plan) > max_len + 1
+    too_long = not plan_vocab.prompt_fits(record["goal"], room)
     return [f"prompt+plan > max_len+1={max_len + 1} tokens (the goal's end kept)"] if too_long else []
 
 
