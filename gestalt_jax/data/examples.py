@@ -199,7 +199,7 @@ def planner_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
 def planner_truncated(record: dict, max_len: int) -> list[str]:
     plan = _plan_ids(record)
     room = max_len + 1 - len(plan)  # ids left for the prompt
-    if not plan_vocab.prompt_fits("", room):
+    if plan_vocab.frame_len() > room:
         return [f"plan > max_len+1={max_len + 1} tokens with the prompt's frame"]
     too_long = not plan_vocab.prompt_fits(record["goal"], room)
     return [f"prompt+plan > max_len+1={max_len + 1} tokens (the goal's end kept)"] if too_long else []

@@ -73,7 +73,7 @@ def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequ
     goal_BxG = np.full((len(goals), P), -1, np.int32)  # a goal's bytes are fewer than its prompt's ids
     raw = plan_fsm.goal_bytes(visible)
     goal_BxG[:, : raw.shape[1]] = raw
-    max_new = max_len - len(pv.encode_prompt(""))  # the budget of the shortest prompt
+    max_new = max_len - pv.frame_len()  # the budget of the shortest prompt
     return np.asarray(_decode_batch(model, params, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
                                     plan_fsm.guidance(intents, steps), max_len=max_len, max_new=max_new))
 

@@ -141,7 +141,7 @@ def encode_prompt(goal: str) -> list[int]:
 
 
 @functools.cache
-def _frame_len() -> int:
+def frame_len() -> int:
     """Ids of the prompt of an empty goal: its frame and one clause marker."""
     return len(encode_prompt(""))
 
@@ -150,7 +150,7 @@ def prompt_fits(goal: str, limit: int) -> bool:
     """Whether encode_prompt(goal) holds at most `limit` ids. A prompt is its frame, the goal's
     bytes and at most MAX_CLAUSES markers, so most goals are decided on their length in bytes
     without being encoded (a goal file of 60,000 is checked in a second, not four)."""
-    if _frame_len() - 1 + clauses.MAX_CLAUSES + len(goal.encode("utf-8")) <= limit:
+    if frame_len() - 1 + clauses.MAX_CLAUSES + len(goal.encode("utf-8")) <= limit:
         return True
     return len(encode_prompt(goal)) <= limit
 
@@ -161,7 +161,7 @@ def visible_goal(goal: str, limit: int) -> str:
     end of its bytes whose prompt fits."""
     if prompt_fits(goal, limit):
         return goal
-    if limit <= _frame_len():
+    if limit <= frame_len():
         return ""
     raw = goal.encode("utf-8")
 
