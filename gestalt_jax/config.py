@@ -115,7 +115,7 @@ def base() -> ml_collections.ConfigDict:
     c.planner = _model(layers=2, max_len=160, dropout=0.1,  # longest built-in goal + plan: 146
                        ngram_buckets=4096,  # rows of the hashed character n-gram table (model/ngrams.py)
                        # decoding follows the policy's intent: a tool's intent is a one-step plan of
-                       # that tool, COMPOSITE two or more steps (infer/plan_fsm.guidance)
+                       # that tool; COMPOSITE leaves the plan to the planner (infer/plan_fsm.guidance)
                        follow_intent=True,
                        # and a COMPOSITE goal's steps follow the policy's reading of each request
                        # clause, when every clause reads as one tool at this confidence (infer/decide.py)

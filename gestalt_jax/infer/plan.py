@@ -84,7 +84,8 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     """Plan ids (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted argument a span
     of the (visible) goal, `rows` goals at a time (default: all at once). With `intents` (one per
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
-    intent: a tool's intent is a one-step plan of that tool, COMPOSITE a plan of two or more steps.
+    intent: a tool's intent is a one-step plan of that tool; COMPOSITE leaves the plan's tools and
+    length to the planner (plan_fsm.guidance).
     A goal's `steps` (tool names, where not None) fix its plan's tools, one a step."""
     intents = [None] * len(goals) if intents is None else list(intents)
     steps = [None] * len(goals) if steps is None else list(steps)

@@ -228,9 +228,15 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
 def guidance(intents: Sequence[str | None],
              steps: Sequence[Sequence[str] | None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tools_BxK, min_steps_B, max_steps_B) for constrained_greedy, K = MAX_STEPS, from each
-    goal's intent: a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool,
-    COMPOSITE is 2 to MAX_STEPS steps, None leaves the row to the grammar alone. A goal's
-    `steps` (tool names, where not None) fix its plan's tools, one a step, and so its length."""
+    goal's intent: a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool;
+    COMPOSITE, like None, leaves the row to the grammar alone. A goal's `steps` (tool names, where
+    not None) fix its plan's tools, one a step, and so its length.
+
+    COMPOSITE does not force a second step: where the policy calls a one-step goal COMPOSITE
+    ("Store the fact that build agents run Ubuntu 22.04"), the planner ends the plan after one
+    step, and where the goal asks for more, the planner plans them. On seven trained small-tier
+    workdirs that left every training goal's plan as it was (but one in one workdir), gained val
+    plans in four and lost none (BENCHMARKS.md, History, "issue 19, sixth round")."""
     steps = [None] * len(intents) if steps is None else list(steps)
     tools = np.full((len(intents), labels.MAX_STEPS), -1, np.int32)
     lo, hi = [], []
@@ -242,7 +248,7 @@ def guidance(intents: Sequence[str | None],
             lo.append(len(fixed))
             hi.append(len(fixed))
         elif intent is None or intent == "COMPOSITE":
-            lo.append(1 if intent is None else 2)
+            lo.append(1)
             hi.append(labels.MAX_STEPS)
         else:
             tools[b, 0] = labels.index(labels.INTENTS, intent)  # intent i < 15 is TOOLS[i]'s
