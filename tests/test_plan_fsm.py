@@ -73,7 +73,22 @@ def test_random_logits_reach_long_plans():
 
 
 _GOALS = ["grep for parse_config in src/", "read ./docs/README.md please", "zz", "prove x+1 = 1+x",
-          "recall what I said about the ñandú 🐦", "find TODO"] * (B // 6) + ["a", "b"]
+          "recall what I said about the ñandú 🐦", "find Eve's notes"] * (B // 6) + ["a", "   "]
+
+
+def _starts_at_a_word(goal: bytes, span: bytes) -> bool:
+    """Whether `span` occurs in `goal` at a byte that starts no white space and continues no word
+    (letters, digits, "_", UTF-8 multi-byte characters; an apostrophe between word bytes joins)."""
+    word = lambda b: chr(b).isascii() and (chr(b).isalnum() or chr(b) == "_") or b >= 0x80
+
+    def start(j):
+        if goal[j:j + 1].isspace():
+            return False
+        if j == 0:
+            return True
+        return not word(goal[j - 1]) and not (goal[j - 1] == ord("'") and j >= 2 and word(goal[j - 2]))
+
+    return any(goal.startswith(span, j) and (start(j) or goal.isspace()) for j in range(len(goal)))
 
 
 @pytest.mark.parametrize("max_new", [12, 60])
@@ -90,7 +105,8 @@ def test_random_logits_quote_only_spans_of_the_goal(max_new):
             for p, tok in enumerate(ids):
                 if tok == pv.QUOTE:
                     end = ids.index(pv.ENDQUOTE, p)
-                    assert bytes(i - pv.CHAR_OFFSET for i in ids[p + 1 : end]) in goal.encode()
+                    span = bytes(i - pv.CHAR_OFFSET for i in ids[p + 1 : end])
+                    assert _starts_at_a_word(goal.encode(), span), (goal, span)
                     quoted += 1
     assert quoted > 0  # the property was exercised
 

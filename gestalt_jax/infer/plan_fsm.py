@@ -150,15 +150,41 @@ def _span_chars(goal_BxG, match_BxG):
     return ok_Bx256 | ~jnp.any(goal_BxG >= 0, axis=1, keepdims=True)
 
 
+# Bytes a word is made of: ASCII letters, digits, "_", and every byte of a multi-byte UTF-8 character.
+_WORD_BYTE = np.zeros(257, bool)  # index 256: no byte (before the goal's start)
+_WORD_BYTE[[ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"]] = True
+_WORD_BYTE[0x80:0x100] = True
+_SPACE_BYTES = np.array([ord(c) for c in " \t\n\r\v\f"], np.int32)
+
+
+def span_starts(goal_BxG):
+    """Where a quoted span may start [B, G]: a byte that is not white space and does not continue
+    a word (the byte before it is no word byte, or is an apostrophe inside a word: "s laptop" is
+    not a span of "Eve's laptop"). Every labelled argument of the three goal files (36,009) starts
+    at such a byte; a span that starts inside a word or a UTF-8 character is a decoding error.
+    A goal with no such byte (white space alone) may start a span anywhere."""
+    word_V = jnp.asarray(_WORD_BYTE)
+    G = goal_BxG.shape[1]
+    prev_BxG = jnp.pad(goal_BxG, ((0, 0), (1, 0)), constant_values=-1)[:, :G]
+    prev2_BxG = jnp.pad(goal_BxG, ((0, 0), (2, 0)), constant_values=-1)[:, :G]
+    is_word = lambda b: word_V[jnp.where(b >= 0, b, 256)]
+    in_word_BxG = is_word(prev_BxG) | ((prev_BxG == ord("'")) & is_word(prev2_BxG))
+    space_BxG = jnp.any(goal_BxG[..., None] == jnp.asarray(_SPACE_BYTES), axis=-1)
+    starts_BxG = (goal_BxG >= 0) & ~space_BxG & ~in_word_BxG
+    # A goal of white space alone: any byte (a quote needs one to start at).
+    return jnp.where(jnp.any(starts_BxG, axis=1, keepdims=True), starts_BxG, goal_BxG >= 0)
+
+
 def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
-    """Where a span can continue after tok_B: every goal position after QUOTE; after a char c,
-    the position after each match whose byte is c. Positions past the goal's end drop out."""
+    """Where a span can continue after tok_B: every span start of the goal after QUOTE
+    (`span_starts`); after a char c, the position after each match whose byte is c. Positions past
+    the goal's end drop out."""
     c_B = tok_B - pv.CHAR_OFFSET
     hit_BxG = match_BxG & (goal_BxG == c_B[:, None])
     shifted_BxG = jnp.pad(hit_BxG[:, :-1], ((0, 0), (1, 0)))
     in_quote_B = jnp.asarray(IN_QUOTE)[state_B]
     match_BxG = jnp.where(in_quote_B[:, None], shifted_BxG, match_BxG)
-    return jnp.where((tok_B == pv.QUOTE)[:, None], goal_BxG >= 0, match_BxG)
+    return jnp.where((tok_B == pv.QUOTE)[:, None], span_starts(goal_BxG), match_BxG)
 
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
@@ -179,9 +205,9 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     Any max_new >= MIN_NEW (= 4, "STEP TALK EOP EOS") works: a token is allowed only if
     DONE is still reachable from its next state within the tokens left after it.
 
-    With `goal_BxG` (`goal_bytes`), every quoted span is a substring of its row's goal: inside
-    a quote only bytes that continue some occurrence are legal. ENDQUOTE stays legal after
-    any char, so the budget argument above still holds.
+    With `goal_BxG` (`goal_bytes`), every quoted span is a substring of its row's goal that
+    starts at a `span_starts` byte: inside a quote only bytes that continue some such occurrence
+    are legal. ENDQUOTE stays legal after any char, so the budget argument above still holds.
 
     With `guide = (tools_BxK, min_steps_B, max_steps_B)` (int32, `guidance`), a row's k-th
     tool is TOOLS[tools_BxK[b, k - 1]] where that is >= 0, and its plan has between
