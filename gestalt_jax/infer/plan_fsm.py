@@ -175,16 +175,16 @@ def span_starts(goal_BxG):
     return jnp.where(jnp.any(starts_BxG, axis=1, keepdims=True), starts_BxG, goal_BxG >= 0)
 
 
-def _advance_match(goal_BxG, match_BxG, tok_B, state_B):
+def _advance_match(goal_BxG, starts_BxG, match_BxG, tok_B, state_B):
     """Where a span can continue after tok_B: every span start of the goal after QUOTE
-    (`span_starts`); after a char c, the position after each match whose byte is c. Positions past
-    the goal's end drop out."""
+    (`starts_BxG`, from `span_starts`); after a char c, the position after each match whose byte is
+    c. Positions past the goal's end drop out."""
     c_B = tok_B - pv.CHAR_OFFSET
     hit_BxG = match_BxG & (goal_BxG == c_B[:, None])
     shifted_BxG = jnp.pad(hit_BxG[:, :-1], ((0, 0), (1, 0)))
     in_quote_B = jnp.asarray(IN_QUOTE)[state_B]
     match_BxG = jnp.where(in_quote_B[:, None], shifted_BxG, match_BxG)
-    return jnp.where((tok_B == pv.QUOTE)[:, None], span_starts(goal_BxG), match_BxG)
+    return jnp.where((tok_B == pv.QUOTE)[:, None], starts_BxG, match_BxG)
 
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
@@ -225,6 +225,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     if guide is None:
         guide = guidance([None] * B)
     tools_BxK, min_steps_B, max_steps_B = (jnp.asarray(g, jnp.int32) for g in guide)
+    starts_BxG = span_starts(goal_BxG)  # the goal is fixed: once, not at every decoded token
 
     def cond(val):
         t, _, _, state_B, _, _ = val
@@ -240,7 +241,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
-        match_BxG = _advance_match(goal_BxG, match_BxG, tok_B, state_B)
+        match_BxG = _advance_match(goal_BxG, starts_BxG, match_BxG, tok_B, state_B)
         out_BxT = jax.lax.dynamic_update_slice(out_BxT, tok_B[:, None], (0, t))
         return t + 1, carry, tok_B, next_SxV[state_B, tok_B], match_BxG, out_BxT
 
