@@ -23,6 +23,13 @@ DTYPES = ("float32", "bfloat16")
 MESH_AXES = ("data", "fsdp", "tensor")
 PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
+MAX_MEMBERS = 8  # planners a planner ensemble may hold (config.planner.members)
+
+
+def checkpoint_dir(component: str, member: int = 0) -> str:
+    """The directory under workdir/checkpoints of a component's phase: member k >= 1 of a planner
+    ensemble (config.planner.members) trains into <phase>.<k>, member 0 into <phase>."""
+    return PHASE_OF[component] + (f".{member}" if member else "")
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
 GREEDY_BELOW = 0.01  # temperatures under this take the argmax (infer/sampling.py)
 # Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.
@@ -120,6 +127,10 @@ def base() -> ml_collections.ConfigDict:
                        # and a COMPOSITE goal's steps follow the policy's reading of each request
                        # clause, when every clause reads as one tool at this confidence (infer/decide.py)
                        clause_steps=True, clause_steps_conf=0.9,
+                       # planners trained, member k with seed config.seed + k, each its own phase run
+                       # (checkpoints/planner_sft, planner_sft.1, ...); a plan averages their
+                       # log-probabilities at every token (infer/plan.py)
+                       members=1,
                        # tokens of the plan vocabulary (text/plan_vocab.py): not a choice, but saved with
                        # each checkpoint, so a planner trained on another vocabulary is named as such
                        vocab_size=plan_vocab.VOCAB_SIZE)
@@ -365,6 +376,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
          f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
     need(0 <= c.planner.clause_steps_conf <= 1, "planner.clause_steps_conf", "must lie in [0, 1]")
+    need(1 <= c.planner.members <= MAX_MEMBERS, "planner.members", f"must lie in [1, {MAX_MEMBERS}]")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
     for k in ("noise_ramp_frac", "concept_noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):

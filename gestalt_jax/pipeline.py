@@ -68,12 +68,19 @@ def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, t
     return metrics
 
 
-def refuse_mixing(workdir: Path, chosen: list[str], resume: bool) -> None:
+def runs(c: ml_collections.ConfigDict, chosen: list[str]) -> list[tuple[str, int]]:
+    """The phase runs of `chosen`, in order, as (component, member): the brain, then every member
+    of the planner ensemble (config.planner.members), then the policy."""
+    return [(name, member) for name in ("brain", "planner", "policy") if name in chosen
+            for member in range(c.planner.members if name == "planner" else 1)]
+
+
+def refuse_mixing(c: ml_collections.ConfigDict, workdir: Path, chosen: list[str], resume: bool) -> None:
     """A fresh run must not mix with (or silently skip saves over) an earlier one in workdir."""
     if resume:
         return
-    for name in (n for n in chosen if n in config_lib.PHASE_OF):
-        existing = workdir / "checkpoints" / config_lib.PHASE_OF[name]
+    for name, member in runs(c, chosen):
+        existing = workdir / "checkpoints" / config_lib.checkpoint_dir(name, member)
         if existing.exists() and any(existing.iterdir()):
             raise ValueError(f"{existing} already holds checkpoints: pass --resume to continue that run, "
                              f"or choose another --workdir")
@@ -122,25 +129,28 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = parse_phases(phase_spec)
-    refuse_mixing(workdir, chosen, resume)
+    refuse_mixing(c, workdir, chosen, resume)
     writer = MetricsWriter(workdir)
     ran = {}  # this run's phases
     started = time.time()
     try:
         if "brain" in chosen or "tokenizer" in chosen:
             tok = tokenizer(c, workdir, train="tokenizer" in chosen or not (workdir / bpe.FILENAME).exists())
-        for name in ("brain", "planner", "policy"):
-            if name not in chosen:
-                continue
+        for name, member in runs(c, chosen):
             t = time.time()
-            spec = phases.brain_spec(c, tok.encode) if name == "brain" else phases.goal_spec(c, name)
+            cm = phases.member_config(c, member)
+            spec = phases.brain_spec(c, tok.encode) if name == "brain" else phases.goal_spec(cm, name, member)
+            if c.planner.members > 1 and name == "planner":
+                log(f"[{name}] member {member + 1} of {c.planner.members}: seed {cm.seed}, checkpoints in "
+                    f"{workdir / 'checkpoints' / spec.directory}")
             log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "
                 f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")
-            result = loop.run_phase(c, spec, workdir, resume, writer)
-            ran[name] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
-                             best_step=result.best_step, finished=result.finished)
+            result = loop.run_phase(cm, spec, workdir, resume, writer)
+            key = name + (f".{member}" if member else "")
+            ran[key] = dict(seconds=round(time.time() - t, 1), best_score=result.best_score,
+                            best_step=result.best_step, finished=result.finished)
             if name == "brain" and result.finished and c.sft.talk_metrics:
-                ran[name]["talk"] = talk_metrics(c, spec, result.params, tok)
+                ran[key]["talk"] = talk_metrics(c, spec, result.params, tok)
             if not result.finished:
                 break
     finally:
@@ -172,6 +182,16 @@ def side_by_side_cores(c: ml_collections.ConfigDict, chosen: list[str]) -> tuple
     return cores[:half], cores[half:]
 
 
+def side_by_side_groups(c: ml_collections.ConfigDict, chosen: list[str]) -> list[list[str]]:
+    """The phases of the brain's process and of the other one. A one-planner run trains the goal
+    phases beside the brain (the small tier: brain 717 s, planner then policy 743 s on a core each);
+    with a planner ensemble (config.planner.members > 1) the policy trains after the brain instead,
+    so the planners have the second core to themselves."""
+    ensemble = c.planner.members > 1 and "planner" in chosen
+    first = [p for p in chosen if p not in GOAL_PHASES or (ensemble and p == "policy")]
+    return [first, [p for p in chosen if p not in first]]
+
+
 def cores_flag(cores: list[int]) -> str:
     return ",".join(map(str, cores))
 
@@ -184,8 +204,8 @@ def train_side_by_side(c: ml_collections.ConfigDict, workdir: str | Path, chosen
     metrics and summary entries into workdir; their console lines interleave, each named by its
     phase. Stopping this process (Ctrl-C, SIGTERM) stops both."""
     workdir = Path(workdir)
-    refuse_mixing(workdir, chosen, resume)  # one message here rather than one from each process
-    groups = [[p for p in chosen if p not in GOAL_PHASES], [p for p in chosen if p in GOAL_PHASES]]
+    refuse_mixing(c, workdir, chosen, resume)  # one message here rather than one from each process
+    groups = side_by_side_groups(c, chosen)
     log(f"[train] side by side (config.parallel_phases): {', '.join(groups[0])} on core(s) "
         f"{cores_flag(cores[0])}; {', '.join(groups[1])} on core(s) {cores_flag(cores[1])}")
     started = time.time()

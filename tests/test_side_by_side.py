@@ -78,6 +78,15 @@ def test_side_by_side_needs_both_kinds_of_phase_and_two_cores(monkeypatch):
     assert pipeline.side_by_side_cores(c, every) is None
 
 
+def test_a_planner_ensemble_has_the_second_core_and_the_policy_follows_the_brain():
+    c = config_lib.load_tier("test")
+    every = ["tokenizer", "brain", "planner", "policy"]
+    assert pipeline.side_by_side_groups(c, every) == [["tokenizer", "brain"], ["planner", "policy"]]
+    c.planner.members = 2
+    assert pipeline.side_by_side_groups(c, every) == [["tokenizer", "brain", "policy"], ["planner"]]
+    assert pipeline.side_by_side_groups(c, ["brain", "policy"]) == [["brain"], ["policy"]]
+
+
 @pytest.mark.skipif(not CORES, reason="this platform cannot pin a process to cores")
 def test_cpus_pins_the_process_or_names_what_is_wrong():
     # Pinned before anything else: the bad --phases is reported after the [cpus] line.

@@ -22,6 +22,7 @@ from gestalt_jax.data import examples, packing
 from gestalt_jax.text import bpe
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax import pipeline
+from gestalt_jax.infer import trained
 from gestalt_jax.train import checkpoint as ckpt_lib
 from gestalt_jax.train import hooks, loop, losses, metrics, phases
 from gestalt_jax.train import mesh as mesh_lib
@@ -345,6 +346,33 @@ def test_training_one_phase_keeps_the_summary_of_the_others(tmp_path):
     planner = summary["phases"]["planner"]
     assert planner["finished"] and planner["best_step"] in (2, 4)
     assert planner["seconds"] <= summary["seconds"] < planner["seconds"] + brain["seconds"]  # this run's time
+
+
+def test_a_planner_ensemble_trains_every_member_with_its_own_seed_and_loads_them_all(tmp_path):
+    c = _tiny()
+    c.planner.members = 2
+    c.planner_sft.update(steps=4, eval_every=2)
+    summary = pipeline.train(c, tmp_path, "planner", resume=False)
+    assert summary["phases"]["planner"]["finished"] and summary["phases"]["planner.1"]["finished"]
+    for directory, seed in (("planner_sft", c.seed), ("planner_sft.1", c.seed + 1)):
+        with ckpt_lib.PhaseCheckpoints(tmp_path / "checkpoints" / directory, keep=1) as saved:
+            assert saved.saved_config(ckpt_lib.BEST)["seed"] == seed
+    planner = trained.load(c, tmp_path, "planner")
+    assert len(planner.members) == 2 and planner.identity.count("+") == 1
+    first, second = (jax.tree.leaves(m) for m in planner.members)
+    assert all(np.array_equal(a, b) for a, b in zip(first, jax.tree.leaves(planner.params)))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))  # another seed, another planner
+    # Resumed, every finished member is skipped.
+    assert pipeline.train(c, tmp_path, "planner", resume=True)["phases"]["planner.1"]["finished"]
+    # A member without its best checkpoint is named, with the command that trains it.
+    shutil.rmtree(tmp_path / "checkpoints" / "planner_sft.1" / ckpt_lib.BEST)
+    with pytest.raises(trained.NotTrained, match=r"member 1 of the planner ensemble in .*planner_sft\.1: run "
+                                                 r"`gestalt train --phases=planner --resume"):
+        trained.load(c, tmp_path, "planner")
+    # A fresh run refuses a workdir holding any member's checkpoints.
+    shutil.rmtree(tmp_path / "checkpoints" / "planner_sft")
+    with pytest.raises(ValueError, match=r"planner_sft\.1 already holds checkpoints"):
+        pipeline.train(c, tmp_path, "planner", resume=False)
 
 
 @pytest.mark.parametrize("select_from", [0.0, 1.0])

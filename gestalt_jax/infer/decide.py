@@ -33,8 +33,8 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
     for p, fixed in zip(predicted, steps):
         p["clause_steps"] = fixed
     plans = []
-    for row in plan_lib.decode(build_planner(pc), planner.params, goals, pc.planner.max_len, intents, batch_size,
-                               steps):
+    params = planner.members or planner.params  # a planner ensemble decodes as one
+    for row in plan_lib.decode(build_planner(pc), params, goals, pc.planner.max_len, intents, batch_size, steps):
         try:
             plans.append(plan_fsm.parse(row))
         except ValueError:

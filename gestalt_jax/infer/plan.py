@@ -31,18 +31,28 @@ def prompt_ids(goal: str, limit: int) -> list[int]:
 
 
 def _logits_fn(model: Planner, max_len: int):
-    """Feeds each row its token at the row's next position; logits [B, V] of the token after it."""
+    """Feeds each row its token at the row's next position; logits [B, V] of the token after it.
+    For an ensemble (several members' parameters and caches), the mean of the members'
+    log-probabilities: the plan the members agree on most (one member: its logits as they are)."""
     def logits_fn(carry, token_B, t):
-        params, cache, first_B = carry  # first_B: the position of the token fed at t = 0
-        logits_Bx1xV, state = model.apply({"params": params, "cache": cache}, token_B[:, None],
-                                          (first_B + t)[:, None], rope_len=max_len, mutable=["cache"])
-        return (params, state["cache"], first_B), logits_Bx1xV[:, 0]
+        members, caches, first_B = carry  # first_B: the position of the token fed at t = 0
+        out, new = [], []
+        for params, cache in zip(members, caches):
+            logits_Bx1xV, state = model.apply({"params": params, "cache": cache}, token_B[:, None],
+                                              (first_B + t)[:, None], rope_len=max_len, mutable=["cache"])
+            out.append(logits_Bx1xV[:, 0])
+            new.append(state["cache"])
+        if len(out) > 1:
+            out = [jnp.mean(jnp.stack([jax.nn.log_softmax(x.astype(jnp.float32)) for x in out]), axis=0)]
+        return (members, tuple(new), first_B), out[0]
     return logits_fn
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len", "max_new"))
-def _decode_batch(model: Planner, params, prompt_BxP, lens_B, goal_BxG, guide, *, max_len: int, max_new: int):
-    """Plan ids [B, max_new] for left-padded prompts [B, P] of lens_B ids (P >= 2)."""
+def _decode_batch(model: Planner, members: tuple, prompt_BxP, lens_B, goal_BxG, guide, *, max_len: int,
+                  max_new: int):
+    """Plan ids [B, max_new] for left-padded prompts [B, P] of lens_B ids (P >= 2), from the
+    parameters of one planner or of several (`members`, a tuple)."""
     B, P = prompt_BxP.shape
     decoder = model.clone(decode=True)
     # Every prompt ends at slot P - 1, its last token fed at t = 0; plan token t is fed at P + t.
@@ -52,15 +62,15 @@ def _decode_batch(model: Planner, params, prompt_BxP, lens_B, goal_BxG, guide, *
     cache = decoder.init(jax.random.key(0), jnp.zeros((B, S), jnp.int32), rope_len=max_len)["cache"]
     valid_BxP = jnp.arange(P)[None, :] >= (P - lens_B)[:, None]
     positions_BxP = jnp.where(valid_BxP, jnp.cumsum(valid_BxP, axis=1) - 1, NO_POSITION)
-    _, state = decoder.apply({"params": params, "cache": cache}, prompt_BxP[:, :-1], positions_BxP[:, :-1],
-                             rope_len=max_len, mutable=["cache"])
-    carry = (params, state["cache"], lens_B - 1)
+    caches = tuple(decoder.apply({"params": params, "cache": cache}, prompt_BxP[:, :-1], positions_BxP[:, :-1],
+                                 rope_len=max_len, mutable=["cache"])[1]["cache"] for params in members)
+    carry = (members, caches, lens_B - 1)
     budget_B = max_len - lens_B  # a long goal in the batch does not shorten the others' plans
     return plan_fsm.constrained_greedy(_logits_fn(decoder, max_len), carry, prompt_BxP[:, -1], max_new,
                                        goal_BxG, budget_B, guide)
 
 
-def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequence[str | None],
+def _batch(model: Planner, members: tuple, goals: list[str], max_len: int, intents: Sequence[str | None],
            steps: Sequence[Sequence[str] | None]) -> np.ndarray:
     """Plan ids [B, T] for one batch of goals."""
     P = max_len - plan_fsm.MIN_NEW  # the longest prompt
@@ -74,7 +84,7 @@ def _batch(model: Planner, params, goals: list[str], max_len: int, intents: Sequ
     raw = plan_fsm.goal_bytes(visible)
     goal_BxG[:, : raw.shape[1]] = raw
     max_new = max_len - pv.frame_len()  # the budget of the shortest prompt
-    return np.asarray(_decode_batch(model, params, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
+    return np.asarray(_decode_batch(model, members, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
                                     plan_fsm.guidance(intents, steps), max_len=max_len, max_new=max_new))
 
 
@@ -82,7 +92,9 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
            intents: Sequence[str | None] | None = None, rows: int | None = None,
            steps: Sequence[Sequence[str] | None] | None = None) -> list[np.ndarray]:
     """Plan ids (EOP EOS, then PAD) for goals: FSM-constrained greedy, every quoted argument a span
-    of the (visible) goal, `rows` goals at a time (default: all at once). With `intents` (one per
+    of the (visible) goal, `rows` goals at a time (default: all at once). `params` are one planner's,
+    or a tuple of a planner ensemble's members' (trained.Trained.members), whose log-probabilities
+    are averaged at every token. With `intents` (one per
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
     intent: a tool's intent is a one-step plan of that tool; COMPOSITE leaves the plan's tools and
     length to the planner (plan_fsm.guidance).
@@ -90,11 +102,12 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     intents = [None] * len(goals) if intents is None else list(intents)
     steps = [None] * len(goals) if steps is None else list(steps)
     rows = rows or max(1, len(goals))
+    members = tuple(params) if isinstance(params, (tuple, list)) else (params,)
     out = []
     for i in range(0, len(goals), rows):
         chunk = goals[i : i + rows]
         pad = [None] * (rows - len(chunk))
-        out += list(_batch(model, params, chunk + [""] * len(pad), max_len, intents[i : i + rows] + pad,
+        out += list(_batch(model, members, chunk + [""] * len(pad), max_len, intents[i : i + rows] + pad,
                            steps[i : i + rows] + pad)[: len(chunk)])
     return out
 

@@ -39,15 +39,17 @@ _TRAINS = dict(brain="tokenizer,brain", planner="planner", policy="policy")
 class NotTrained(FileNotFoundError):
     """A component with no best checkpoint in the workdir; the message names the command that trains it."""
 
-    def __init__(self, component: str, workdir: str | Path):
-        directory = Path(workdir) / "checkpoints" / config_lib.PHASE_OF[component]
-        super().__init__(f"no trained {component} in {directory}: run `gestalt train --phases={_TRAINS[component]} "
-                         f"--workdir={workdir}` (with the --config you train with) first")
+    def __init__(self, component: str, workdir: str | Path, member: int = 0):
+        directory = Path(workdir) / "checkpoints" / config_lib.checkpoint_dir(component, member)
+        what = f"member {member} of the {component} ensemble" if member else component
+        resume = " --resume" if member else ""
+        super().__init__(f"no trained {what} in {directory}: run `gestalt train --phases={_TRAINS[component]}"
+                         f"{resume} --workdir={workdir}` (with the --config you train with) first")
         self.component = component
 
 
-def is_trained(workdir: str | Path, component: str) -> bool:
-    return (Path(workdir) / "checkpoints" / config_lib.PHASE_OF[component] / ckpt_lib.BEST).is_dir()
+def is_trained(workdir: str | Path, component: str, member: int = 0) -> bool:
+    return (Path(workdir) / "checkpoints" / config_lib.checkpoint_dir(component, member) / ckpt_lib.BEST).is_dir()
 
 
 def _set(c: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
@@ -113,10 +115,15 @@ def _say_ignored(cli: ml_collections.ConfigDict, c: ml_collections.ConfigDict, c
                 f"{component} has {value!r} (its config is saved with its checkpoint)")
 
 
-def identity(workdir: str | Path, component: str) -> str:
+def identity(workdir: str | Path, component: str, members: int = 1) -> str:
     """A string naming exactly this trained component: its best step and the checkpoint's own
-    metadata (which holds when it was written), so a retrained brain gets a new identity."""
-    best = Path(workdir) / "checkpoints" / config_lib.PHASE_OF[component] / ckpt_lib.BEST
+    metadata (which holds when it was written), so a retrained brain gets a new identity; a planner
+    ensemble's names every member's, joined by "+"."""
+    return "+".join(_identity(workdir, component, k) for k in range(members))
+
+
+def _identity(workdir: str | Path, component: str, member: int) -> str:
+    best = Path(workdir) / "checkpoints" / config_lib.checkpoint_dir(component, member) / ckpt_lib.BEST
     step = max((p for p in best.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     meta = step / "_CHECKPOINT_METADATA"
     digest = hashlib.sha256(meta.read_bytes() if meta.exists() else b"").hexdigest()[:16]
@@ -134,6 +141,8 @@ class Trained:
     params: Any
     host_params: Any
     identity: str
+    # A planner ensemble's parameters, member by member (`params` is member 0's); () for one model.
+    members: tuple = ()
 
 
 @dataclasses.dataclass
@@ -178,7 +187,15 @@ def load(cli: ml_collections.ConfigDict, workdir: str | Path, component: str, me
         extra = dict(module=build_brain(c), tokenizer=tok)
     else:
         spec = phases.goal_spec(c, component)
+    n = c.planner.members if component == "planner" else 1
+    for member in range(1, n):
+        if not is_trained(workdir, component, member):
+            raise NotTrained(component, workdir, member)
     with mesh_lib.activate(mesh):
         params = loop.restore_best_params(c, spec, workdir, mesh)
+        if n > 1:
+            extra["members"] = (params,) + tuple(
+                loop.restore_best_params(c, dataclasses.replace(spec, member=k), workdir, mesh) for k in range(1, n))
     kind = TrainedBrain if component == "brain" else Trained
-    return kind(component, c, spec, mesh, params, replies.host_params(params), identity(workdir, component), **extra)
+    return kind(component, c, spec, mesh, params, replies.host_params(params), identity(workdir, component, n),
+                **extra)

@@ -100,7 +100,7 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
 
     with mesh_lib.activate(mesh):
         state, shardings = create_state(c, spec, model, optimizer, val_batches[0][0], mesh)
-        checkpoints = ckpt_lib.PhaseCheckpoints(workdir / "checkpoints" / spec.phase, p.keep_checkpoints)
+        checkpoints = ckpt_lib.PhaseCheckpoints(workdir / "checkpoints" / spec.directory, p.keep_checkpoints)
         try:
             start = 0
             if resume:
@@ -224,7 +224,7 @@ def _report_compiled(name: str, compiled, c, p, batch: dict) -> float:
 def restore_best_params(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, mesh):
     """The best parameters of a trained phase, placed on `mesh` by the rules table (call inside
     `mesh_lib.activate(mesh)`); FileNotFoundError naming the directory when it was never trained."""
-    directory = Path(workdir) / "checkpoints" / spec.phase
+    directory = Path(workdir) / "checkpoints" / spec.directory
     if not (directory / ckpt_lib.BEST).is_dir():
         raise FileNotFoundError(f"no trained {spec.name} in {directory}: run `gestalt train "
                                 f"--phases={spec.name}` with this --config and --workdir first")

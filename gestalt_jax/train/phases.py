@@ -9,6 +9,7 @@ planner (config.planner_sft) and policy (config.policy_sft): labelled goals.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from typing import Any, Callable
@@ -50,6 +51,12 @@ class PhaseSpec:
     # values, lower is better, named for the logs.
     score: Callable[[dict], float] = lambda values: values["val_loss"]
     score_name: str = "val loss"
+    member: int = 0                             # of a planner ensemble (config.planner.members)
+
+    @property
+    def directory(self) -> str:
+        """Its checkpoints' directory under workdir/checkpoints."""
+        return config_lib.checkpoint_dir(self.name, self.member)
 
 
 def example_fn(c: ml_collections.ConfigDict, name: str,
@@ -194,7 +201,9 @@ def fit_sample(records: list[dict], n: int, seed: int) -> list[dict]:
     return [records[i] for i in keep]
 
 
-def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
+def goal_spec(c: ml_collections.ConfigDict, name: str, member: int = 0) -> PhaseSpec:
+    """The planner's or the policy's phase; `member` k of a planner ensemble trains with the seed
+    config.seed + k (the caller's config sets it: `member_config`) into its own directory."""
     goals = examples.load_goals(c.data.goals_file)
     train_part, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
     if name == "planner":
@@ -213,7 +222,7 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
         chat = [examples.chat_goal(p) for p in pairs]
         examples.warn_truncated(chat, functools.partial(truncated, max_len=max_len))
         sources.append((chat, weight))
-    spec = PhaseSpec(name, phase, sources, val, example_fn(c, name), layout(c, name))
+    spec = PhaseSpec(name, phase, sources, val, example_fn(c, name), layout(c, name), member=member)
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     spec.score = functools.partial(exact_score, key="val_exact", n=len(val))
@@ -221,6 +230,16 @@ def goal_spec(c: ml_collections.ConfigDict, name: str) -> PhaseSpec:
     if c.data.goal_augment > 0:
         spec.augment = functools.partial(augment.sometimes, p=c.data.goal_augment)
     return spec
+
+
+def member_config(c: ml_collections.ConfigDict, member: int) -> ml_collections.ConfigDict:
+    """The config member k of a planner ensemble trains with: config.seed + k (its initial parameters,
+    its draw order and dropout), the rest as given; member 0's is `c` itself."""
+    if not member:
+        return c
+    out = copy.deepcopy(c)
+    out.seed = c.seed + member
+    return out
 
 
 def exact_score(values: dict, key: str, n: int) -> float:
