@@ -23,12 +23,14 @@ DTYPES = ("float32", "bfloat16")
 MESH_AXES = ("data", "fsdp", "tensor")
 PHASES = ("sft", "planner_sft", "policy_sft")
 PHASE_OF = dict(brain="sft", planner="planner_sft", policy="policy_sft")  # component -> its phase
-MAX_MEMBERS = 8  # planners a planner ensemble may hold (config.planner.members)
+MAX_MEMBERS = 8  # models an ensemble may hold (config.planner.members, config.policy.members)
+ENSEMBLES = ("planner", "policy")  # the components that may train several members
 
 
 def checkpoint_dir(component: str, member: int = 0) -> str:
-    """The directory under workdir/checkpoints of a component's phase: member k >= 1 of a planner
-    ensemble (config.planner.members) trains into <phase>.<k>, member 0 into <phase>."""
+    """The directory under workdir/checkpoints of a component's phase: member k >= 1 of an
+    ensemble (config.planner.members, config.policy.members) trains into <phase>.<k>, member 0 into
+    <phase>."""
     return PHASE_OF[component] + (f".{member}" if member else "")
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
 GREEDY_BELOW = 0.01  # temperatures under this take the argmax (infer/sampling.py)
@@ -143,6 +145,8 @@ def base() -> ml_collections.ConfigDict:
         intent_weight=2.0,        # loss weights: intent and actions dominate
         action_weight=2.0,
         arg_weight=0.5,
+        members=1,                # policies trained, as config.planner.members; a prediction is
+                                  # read off the mean of their heads' probabilities (infer/policy.py)
     )
 
     c.sft = _phase(steps=200, batch_size=16, eval_every=50)
@@ -376,7 +380,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
          f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
     need(0 <= c.planner.clause_steps_conf <= 1, "planner.clause_steps_conf", "must lie in [0, 1]")
-    need(1 <= c.planner.members <= MAX_MEMBERS, "planner.members", f"must lie in [1, {MAX_MEMBERS}]")
+    for name in ENSEMBLES:
+        need(1 <= c[name].members <= MAX_MEMBERS, f"{name}.members", f"must lie in [1, {MAX_MEMBERS}]")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")
     need(c.sft.concept_noise >= 0, "sft.concept_noise", "must be >= 0")
     for k in ("noise_ramp_frac", "concept_noise_ramp_frac", "memory_warmup_frac", "memory_prob", "prompt_augment"):

@@ -70,9 +70,9 @@ def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, t
 
 def runs(c: ml_collections.ConfigDict, chosen: list[str]) -> list[tuple[str, int]]:
     """The phase runs of `chosen`, in order, as (component, member): the brain, then every member
-    of the planner ensemble (config.planner.members), then the policy."""
+    of the planner's ensemble, then every member of the policy's (config.<component>.members)."""
     return [(name, member) for name in ("brain", "planner", "policy") if name in chosen
-            for member in range(c.planner.members if name == "planner" else 1)]
+            for member in range(c[name].members if name in config_lib.ENSEMBLES else 1)]
 
 
 def refuse_mixing(c: ml_collections.ConfigDict, workdir: Path, chosen: list[str], resume: bool) -> None:
@@ -140,8 +140,8 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             t = time.time()
             cm = phases.member_config(c, member)
             spec = phases.brain_spec(c, tok.encode) if name == "brain" else phases.goal_spec(cm, name, member)
-            if c.planner.members > 1 and name == "planner":
-                log(f"[{name}] member {member + 1} of {c.planner.members}: seed {cm.seed}, checkpoints in "
+            if name in config_lib.ENSEMBLES and c[name].members > 1:
+                log(f"[{name}] member {member + 1} of {c[name].members}: seed {cm.seed}, checkpoints in "
                     f"{workdir / 'checkpoints' / spec.directory}")
             log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "
                 f"{c[spec.phase].steps} steps of batch {c[spec.phase].batch_size}")

@@ -55,6 +55,7 @@ def test_wrong_type_and_range():
     assert "config.planner.clause_steps_conf=1.5: must lie in [0, 1]" in _bad(
         lambda c: setattr(c.planner, "clause_steps_conf", 1.5))
     assert "config.planner.members=9: must lie in [1, 8]" in _bad(lambda c: setattr(c.planner, "members", 9))
+    assert "config.policy.members=9: must lie in [1, 8]" in _bad(lambda c: setattr(c.policy, "members", 9))
 
 
 def test_batch_must_split_over_data_parallel_devices():

@@ -7,14 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from gestalt_jax import config as config_lib
 from gestalt_jax.evals import bench
 from gestalt_jax.evals import goals as goal_scores
 from gestalt_jax.infer import decide as decide_lib
 from gestalt_jax.infer import policy as policy_lib
 from gestalt_jax.infer import trained as trained_lib
 from gestalt_jax.model.policy import build_policy
+from gestalt_jax.text import bytes as byte_tok
+from gestalt_jax.text import labels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,3 +172,19 @@ def test_a_composite_goal_takes_the_tools_its_clauses_read_as(trained):
     assert steps == [["READ_FILE", "READ_FILE"], None, None, None]
     above = min(1.0, read["confidence"] + 1e-6)
     assert decide_lib.clause_steps(policy, goals[:1], intents[:1], min_conf=above, batch_size=4) == [None]
+
+
+def test_a_policy_ensemble_reads_each_head_by_its_members_mean_probability():
+    c = config_lib.load_tier("test")
+    model = build_policy(c)
+    goals = [PATH_GOAL["goal"], IDENT_GOAL["goal"], "hi", "run the tests then fix them"]
+    ids = jnp.asarray(byte_tok.encode_left(goals, c.policy.max_len))
+    members = tuple(nn.meta.unbox(model.init(jax.random.key(k), ids)["params"]) for k in (1, 2))
+    got = policy_lib.predict(model, members, goals, c.policy.max_len, batch_size=4)
+    mean = {head: np.mean([jax.nn.softmax(model.apply({"params": p}, ids)[head], -1) for p in members], axis=0)
+            for head in ("intent", "actions")}
+    assert [g["intent"] for g in got] == [labels.INTENTS[i] for i in mean["intent"].argmax(-1)]
+    np.testing.assert_allclose([g["confidence"] for g in got], mean["intent"].max(-1), rtol=1e-4)
+    first = mean["actions"][:, 0].copy()
+    first[:, labels.ACTIONS.index("END")] = 0  # a plan has a first step
+    assert [g["steps"][0]["tool"] for g in got] == [labels.ACTIONS[a] for a in first.argmax(-1)]

@@ -375,6 +375,18 @@ def test_a_planner_ensemble_trains_every_member_with_its_own_seed_and_loads_them
         pipeline.train(c, tmp_path, "planner", resume=False)
 
 
+def test_a_policy_ensemble_trains_and_loads_every_member(tmp_path):
+    c = _tiny()
+    c.policy.members = 3
+    c.policy_sft.update(steps=2, eval_every=2)
+    summary = pipeline.train(c, tmp_path, "policy", resume=False)
+    assert all(summary["phases"][k]["finished"] for k in ("policy", "policy.1", "policy.2"))
+    policy = trained.load(c, tmp_path, "policy")
+    assert len(policy.members) == 3 and policy.identity.count("+") == 2
+    leaves = [jax.tree.leaves(m) for m in policy.members]
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves[1], leaves[2]))
+
+
 @pytest.mark.parametrize("select_from", [0.0, 1.0])
 def test_select_from_keeps_earlier_validations_out_of_the_best_checkpoint_and_early_stop(tmp_path, select_from):
     """A validation before select_from x steps is saved for resume only: with 1.0 the best

@@ -26,7 +26,8 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
     plan's steps follow (None where they do not guide the plan)."""
     goals = list(goals)
     pc, qc = planner.config, policy.config
-    predicted = policy_lib.predict(build_policy(qc), policy.params, goals, qc.policy.max_len, batch_size)
+    predicted = policy_lib.predict(build_policy(qc), policy.members or policy.params, goals, qc.policy.max_len,
+                                   batch_size)
     intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
     steps = clause_steps(policy, goals, intents, pc.planner.clause_steps_conf, batch_size) \
         if pc.planner.follow_intent and pc.planner.clause_steps else [None] * len(goals)
@@ -53,7 +54,8 @@ def clause_steps(policy: Trained, goals: Sequence[str], intents: Sequence[str | 
              if intent == "COMPOSITE" and clauses.in_order(g)}
     asked = {i: r for i, r in asked.items() if 2 <= len(r) <= labels.MAX_STEPS}
     flat = [c for r in asked.values() for c in r]
-    read = iter(policy_lib.predict(build_policy(qc), policy.params, flat, qc.policy.max_len, batch_size) if flat else [])
+    params = policy.members or policy.params  # an ensemble reads each clause as one policy
+    read = iter(policy_lib.predict(build_policy(qc), params, flat, qc.policy.max_len, batch_size) if flat else [])
     out: list[list[str] | None] = [None] * len(goals)
     for i, requests in asked.items():
         parts = [next(read) for _ in requests]

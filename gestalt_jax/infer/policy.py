@@ -23,11 +23,21 @@ _NONE, _SPAN, _FROM = (ARG_KINDS.index(k) for k in ("none", "span", "from"))
 _END = labels.ACTIONS.index("END")
 
 
+def _outputs(model: Policy, members: tuple, ids_BxL) -> dict:
+    """The heads' scores of one policy; of an ensemble, each head's log of its members' mean
+    probability (softmax over the head's last axis: the choices it decides between)."""
+    outs = [model.apply({"params": params}, ids_BxL) for params in members]
+    if len(outs) == 1:
+        return outs[0]
+    return {k: jnp.log(jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32), -1) for o in outs]), axis=0))
+            for k in outs[0]}
+
+
 @functools.partial(jax.jit, static_argnames=("model",))
-def _heads(model: Policy, params, ids_BxL):
+def _heads(model: Policy, members: tuple, ids_BxL):
     """Argmax decisions of every head: intent [B], actions [B, S], per channel kind/from/pick
     [B, C] (kind scores [B, C, 3] too) and the best span (start, end) [B, C] with start <= end."""
-    out = model.apply({"params": params}, ids_BxL)
+    out = _outputs(model, members, ids_BxL)
     S = labels.NUM_SLOTS
     actions_BxSxA = out["actions"].at[:, 0, _END].set(-jnp.inf)
     pair_BxCxLxL = out["span_start"][..., :, None] + out["span_end"][..., None, :]
@@ -48,12 +58,15 @@ def _heads(model: Policy, params, ids_BxL):
 def predict(model: Policy, params, goals: list[str], max_len: int, batch_size: int = 64) -> list[dict]:
     """{"intent": INTENT, "confidence": p, "steps": [{"tool", "args"}, ...]} for each goal (p: the
     intent's softmax probability), batch_size at a time (a
-    short last batch is filled with empty goals, so every batch has one compiled shape)."""
+    short last batch is filled with empty goals, so every batch has one compiled shape). `params` are
+    one policy's, or a tuple of an ensemble's members' (trained.Trained.members): every head then
+    decides by its members' mean probability."""
+    members = tuple(params) if isinstance(params, (tuple, list)) else (params,)
     out = []
     for i in range(0, len(goals), batch_size):
         chunk = goals[i : i + batch_size]
         ids_BxL = byte_tok.encode_left(chunk + [""] * (batch_size - len(chunk)), max_len)
-        heads = jax.device_get(_heads(model, params, jnp.asarray(ids_BxL)))
+        heads = jax.device_get(_heads(model, members, jnp.asarray(ids_BxL)))
         out += [_read(heads, b, ids_BxL[b]) for b in range(len(chunk))]
     return out
 

@@ -141,7 +141,7 @@ class Trained:
     params: Any
     host_params: Any
     identity: str
-    # A planner ensemble's parameters, member by member (`params` is member 0's); () for one model.
+    # An ensemble's parameters, member by member (`params` is member 0's); () for one model.
     members: tuple = ()
 
 
@@ -187,7 +187,7 @@ def load(cli: ml_collections.ConfigDict, workdir: str | Path, component: str, me
         extra = dict(module=build_brain(c), tokenizer=tok)
     else:
         spec = phases.goal_spec(c, component)
-    n = c.planner.members if component == "planner" else 1
+    n = c[component].members if component in config_lib.ENSEMBLES else 1
     for member in range(1, n):
         if not is_trained(workdir, component, member):
             raise NotTrained(component, workdir, member)

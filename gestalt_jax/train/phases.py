@@ -51,7 +51,7 @@ class PhaseSpec:
     # values, lower is better, named for the logs.
     score: Callable[[dict], float] = lambda values: values["val_loss"]
     score_name: str = "val loss"
-    member: int = 0                             # of a planner ensemble (config.planner.members)
+    member: int = 0                             # of an ensemble (config.planner.members, config.policy.members)
 
     @property
     def directory(self) -> str:
@@ -202,7 +202,7 @@ def fit_sample(records: list[dict], n: int, seed: int) -> list[dict]:
 
 
 def goal_spec(c: ml_collections.ConfigDict, name: str, member: int = 0) -> PhaseSpec:
-    """The planner's or the policy's phase; `member` k of a planner ensemble trains with the seed
+    """The planner's or the policy's phase; `member` k of an ensemble trains with the seed
     config.seed + k (the caller's config sets it: `member_config`) into its own directory."""
     goals = examples.load_goals(c.data.goals_file)
     train_part, val = pipeline.split(goals, c.data.val_frac, c.data.split_seed)
@@ -233,7 +233,7 @@ def goal_spec(c: ml_collections.ConfigDict, name: str, member: int = 0) -> Phase
 
 
 def member_config(c: ml_collections.ConfigDict, member: int) -> ml_collections.ConfigDict:
-    """The config member k of a planner ensemble trains with: config.seed + k (its initial parameters,
+    """The config member k of an ensemble trains with: config.seed + k (its initial parameters,
     its draw order and dropout), the rest as given; member 0's is `c` itself."""
     if not member:
         return c
