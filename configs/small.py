@@ -12,11 +12,11 @@ def get_config():
     # Two planner layers, not three: the same held-out plans (82.7%) and more held-out arguments
     # (67.6% against 63.5%) in 285 s of planner instead of 337 (BENCHMARKS.md, History, "The small
     # tier's recipe after packing").
-    # One planner: two (config.planner.members=2) got 86.7% of held-out plans against 83.9% alone in
-    # the mean of four pairs, but take the README main job to 1030 s, past the tier's 900 s
-    # (BENCHMARKS.md, History, "issue 19, eighth round").
+    # One planner and one policy: two planners (config.planner.members=2) got 86.7% of held-out plans
+    # against 83.9% alone in the mean of four pairs, three of each 94.0%, but two planners take the
+    # README main job to 1030 s, past the tier's 900 s (BENCHMARKS.md, History, "issue 19, eighth round").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=1)
-    c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384)
+    c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
     # examples, the planner's (160) about 2, the policy's (128) 2.6.
     for phase in ("sft", "planner_sft", "policy_sft"):
