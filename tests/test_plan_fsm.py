@@ -144,7 +144,8 @@ def test_random_logits_follow_the_intent_guidance(max_new):
                 composite_lengths.add(min(len(tools), 2))
     # The planner's logits decide a COMPOSITE plan's length (where the budget leaves room for two steps).
     assert composite_lengths == ({1, 2} if max_new > fsm.MIN_NEW else {1})
-    tools, lo, hi = guide
+    tools, lo, hi, picks = guide
+    assert (picks == 0).all()  # no goal: no pick pinned
     # COMPOSITE leaves the plan to the grammar, as no intent does: the planner may end after one step.
     assert (tools[:3, 0].tolist(), lo[:3].tolist(), hi[:3].tolist()) == ([-1, -1, 0], [1, 1, 1], [8, 8, 1])
     assert (tools[:, 1:] == -1).all()
@@ -175,6 +176,34 @@ def test_random_logits_follow_the_tools_of_each_step(max_new):
                 assert tools == fixed[: len(tools)], (fixed, tools)
     with pytest.raises(ValueError, match="at most 8"):
         fsm.guidance(["COMPOSITE"], [["TALK"] * 9])
+
+
+_PICKS = [[2], [3, 1], [], [16], [17, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9], [4], [5, 5]] * (B // 8)
+
+
+@pytest.mark.parametrize("max_new", [40, 160])
+def test_random_logits_pick_the_hits_the_goal_names(max_new):
+    # Logits that favour FROM (every step from step 2 on takes an earlier result) and noise on the
+    # numbers: a row's j-th pick is the j-th number its goal names, up to NUM_PICKS (a number past
+    # it, and every one after, is the planner's); a row that names none keeps the noise's picks.
+    guide = fsm.guidance(["COMPOSITE"] * B, [["SEARCH", "READ_FILE", "READ_FILE", "MEMORY_ADD"]] * B, _PICKS)
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[[pv.FROM, pv.ARG_IDS["path"], pv.ARG_IDS["text"], pv.QUOTE, pv.ENDQUOTE]] = 6.0
+    free = set()
+    for seed in range(3):
+        carry = (jax.random.key(seed), jnp.asarray(bias_V))
+        rows = np.asarray(fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new,
+                                                 guide=guide)).tolist()
+        for named, ids in zip(_PICKS, rows):
+            assert _walk(ids)[-1] == fsm.DONE
+            got = [v["pick"] for s in fsm.parse(ids)["steps"] for v in s["args"].values() if isinstance(v, dict)]
+            pinned = named[: len(got)]
+            pinned = pinned[: next((j for j, n in enumerate(pinned) if n > pv.NUM_PICKS), len(pinned))]
+            assert got[: len(pinned)] == pinned, (named, got)
+            if not named:
+                free.update(got)
+    assert len(free) > 1  # the rows that name no hit are left to the logits
+    assert max(ids.count(pv.PICK) for ids in rows) >= 3  # the property was exercised past the first pick
 
 
 def test_fsm_is_small_and_shortest_plan_is_min_new():

@@ -1,13 +1,18 @@
 """Byte tokenizer, label space and plan vocabulary: the contracts other parts rely on."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from gestalt_jax.text import bytes as byte_tok
 from gestalt_jax.text import clauses
 from gestalt_jax.text import labels
+from gestalt_jax.text import ordinals
 from gestalt_jax.text import plan_vocab as pv
 
+DATASETS = Path(__file__).resolve().parents[1] / "datasets" / "goals"
 TEXTS = [
     "hello, world",
     "ship it 🚀🎉 now",
@@ -140,6 +145,40 @@ def test_requests_are_the_clauses_without_their_joining_words(goal, requests):
 ])
 def test_in_order_says_whether_the_requests_run_as_written(goal, in_order):
     assert clauses.in_order(goal) is in_order
+
+
+@pytest.mark.parametrize("goal, picks", [
+    ("Peek inside vendor/ and display entry number two", [2]),
+    ("Look for `async def handle_` and show me match three", [3]),
+    ("grep for 'unwrap()' and open hits 1 and 2", [1, 2]),
+    ("just search for `segmentation fault`; open the top two results", [1, 2]),
+    ("search for X, open the 4th and fifth hits, then remember the path of the first", [4, 5, 1]),
+    ("Look for ^class in the code, and when that's done, open #2 and #4", [2, 4]),
+    ("run make test - remember failure #5, please", [5]),
+    ("grep a and b, then open the top hit of the second search", [1]),  # "the second search" is a step
+    ("First the Lean proofs, then save the verdict", []),  # an order word
+    ("1/ compile main 2/ validate the proofs 3/ remember the result 4/ verify", []),  # list markers
+    ("#1 list the files in .config #2 read file #4 #3 keep the path in mind", []),  # a marker, or file 4: left open
+    ('search for "the second hit" and open it', []),  # quoted text
+    ("Ls packages/tpgdaspo and open the fifth and seventh filse", [5, 7]),
+])
+def test_ordinals_are_the_hits_a_goal_names_in_order(goal, picks):
+    assert ordinals.picks(goal) == picks
+
+
+def test_ordinals_agree_with_the_picks_of_the_goal_files():
+    # The plan decoder pins picks to these numbers: on the goals the models learn from and are
+    # scored on they must be the labelled picks (a goal that names none is left to the planner).
+    wrong = {}
+    for name in ("train", "held_out", "synthetic"):
+        for line in (DATASETS / f"{name}.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            labelled = [v["pick"] for a in r.get("args") or [] for v in a.values() if isinstance(v, dict)]
+            named = ordinals.picks(r["goal"])
+            if labelled and labelled[: len(named)] != named[: len(labelled)]:
+                wrong.setdefault(name, []).append((r["goal"], labelled, named))
+    assert "train" not in wrong and "held_out" not in wrong, wrong
+    assert len(wrong.get("synthetic", [])) <= 10, wrong["synthetic"]
 
 
 def test_visible_goal_keeps_the_longest_end_that_fits():

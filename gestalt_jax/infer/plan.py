@@ -20,6 +20,7 @@ import numpy as np
 
 from gestalt_jax.infer import plan_fsm
 from gestalt_jax.model.planner import Planner
+from gestalt_jax.text import ordinals
 from gestalt_jax.text import plan_vocab as pv
 
 NO_POSITION = np.iinfo(np.int32).max  # the position of left padding: past every query, so never seen
@@ -85,7 +86,8 @@ def _batch(model: Planner, members: tuple, goals: list[str], max_len: int, inten
     goal_BxG[:, : raw.shape[1]] = raw
     max_new = max_len - pv.frame_len()  # the budget of the shortest prompt
     return np.asarray(_decode_batch(model, members, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
-                                    plan_fsm.guidance(intents, steps), max_len=max_len, max_new=max_new))
+                                    plan_fsm.guidance(intents, steps, [ordinals.picks(g) for g in visible]),
+                                    max_len=max_len, max_new=max_new))
 
 
 def decode(model: Planner, params, goals: list[str], max_len: int,
@@ -98,7 +100,8 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
     intent: a tool's intent is a one-step plan of that tool; COMPOSITE leaves the plan's tools and
     length to the planner (plan_fsm.guidance).
-    A goal's `steps` (tool names, where not None) fix its plan's tools, one a step."""
+    A goal's `steps` (tool names, where not None) fix its plan's tools, one a step. The hits a goal
+    names by number ("open the second hit": text.ordinals) are its plan's picks, in order."""
     intents = [None] * len(goals) if intents is None else list(intents)
     steps = [None] * len(goals) if steps is None else list(steps)
     rows = rows or max(1, len(goals))

@@ -113,11 +113,16 @@ IN_QUOTE = np.array([k[0] in ("quote0", "quote") for k in STATE_KEYS])
 TOOL_STEP = np.array([k[1] if k[0] == "tool" else 0 for k in STATE_KEYS], np.int32)
 ARGS_STEP = np.array([k[1] if k[0] == "args" else 0 for k in STATE_KEYS], np.int32)
 _TOOL_IDS = np.array(pv.TOOL_IDS, np.int32)
+# The states after PICK, where the pick's number comes next; the picks a goal may pin (two a step).
+IS_PICK_N = np.array([k[0] == "n" for k in STATE_KEYS])
+MAX_PINNED_PICKS = 2 * labels.MAX_STEPS
+_PICK_IDS = np.array(pv.PICK_IDS, np.int32)
 
 
-def _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B):
+def _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B, picks_BxJ, n_picks_B):
     """ok_BxV narrowed by the rows' guidance: step k's tool is TOOLS[tools_BxK[:, k - 1]] (where
-    >= 0), EOP only after min_steps_B steps, STEP only before max_steps_B. A row whose guidance
+    >= 0), EOP only after min_steps_B steps, STEP only before max_steps_B, and the plan's j-th pick
+    (n_picks_B = j + 1 PICK tokens so far) is picks_BxJ[:, j] (where >= 1). A row whose guidance
     leaves no legal token (its budget runs out) keeps the grammar's choices, so the plan still parses."""
     tool_s_B, args_s_B = jnp.asarray(TOOL_STEP)[state_B], jnp.asarray(ARGS_STEP)[state_B]
     k_B = jnp.clip(tool_s_B - 1, 0, tools_BxK.shape[1] - 1)
@@ -128,6 +133,12 @@ def _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B):
     in_args_B = args_s_B > 0
     guided_BxV = guided_BxV.at[:, pv.EOP].set(guided_BxV[:, pv.EOP] & ~(in_args_B & (args_s_B < min_steps_B)))
     guided_BxV = guided_BxV.at[:, pv.STEP].set(guided_BxV[:, pv.STEP] & ~(in_args_B & (args_s_B >= max_steps_B)))
+    j_B = jnp.clip(n_picks_B - 1, 0, picks_BxJ.shape[1] - 1)
+    pick_B = jnp.take_along_axis(picks_BxJ, j_B[:, None], axis=1)[:, 0]
+    pin_B = jnp.asarray(IS_PICK_N)[state_B] & (n_picks_B >= 1) & (n_picks_B <= picks_BxJ.shape[1]) & (pick_B >= 1)
+    pick_tok_B = jnp.asarray(_PICK_IDS)[jnp.clip(pick_B - 1, 0, len(_PICK_IDS) - 1)]
+    guided_BxV = jnp.where(pin_B[:, None], guided_BxV & (jnp.arange(ok_BxV.shape[1]) == pick_tok_B[:, None]),
+                           guided_BxV)
     return jnp.where(jnp.any(guided_BxV, axis=-1, keepdims=True), guided_BxV, ok_BxV)
 
 
@@ -209,10 +220,11 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     starts at a `span_starts` byte: inside a quote only bytes that continue some such occurrence
     are legal. ENDQUOTE stays legal after any char, so the budget argument above still holds.
 
-    With `guide = (tools_BxK, min_steps_B, max_steps_B)` (int32, `guidance`), a row's k-th
-    tool is TOOLS[tools_BxK[b, k - 1]] where that is >= 0, and its plan has between
-    min_steps_B and max_steps_B steps, as far as its budget allows (the grammar wins when
-    they conflict, so every plan still parses).
+    With `guide = (tools_BxK, min_steps_B, max_steps_B, picks_BxJ)` (int32, `guidance`), a row's
+    k-th tool is TOOLS[tools_BxK[b, k - 1]] where that is >= 0, its plan has between
+    min_steps_B and max_steps_B steps, as far as its budget allows, and its j-th pick is
+    picks_BxJ[b, j - 1] where that is >= 1 (the grammar wins when they conflict, so every plan
+    still parses).
     """
     if max_new < MIN_NEW:
         raise ValueError(f"max_new={max_new}: the shortest plan needs {MIN_NEW} tokens")
@@ -224,7 +236,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
     if guide is None:
         guide = guidance([None] * B)
-    tools_BxK, min_steps_B, max_steps_B = (jnp.asarray(g, jnp.int32) for g in guide)
+    tools_BxK, min_steps_B, max_steps_B, picks_BxJ = (jnp.asarray(g, jnp.int32) for g in guide)
     starts_BxG = span_starts(goal_BxG)  # the goal is fixed: once, not at every decoded token
 
     def cond(val):
@@ -238,7 +250,8 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
-        ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B)
+        n_picks_B = jnp.sum(out_BxT == pv.PICK, axis=1)  # PAD where nothing is decoded yet
+        ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B, picks_BxJ, n_picks_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
         match_BxG = _advance_match(goal_BxG, starts_BxG, match_BxG, tok_B, state_B)
@@ -252,12 +265,14 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     return jax.lax.while_loop(cond, step, init)[-1]
 
 
-def guidance(intents: Sequence[str | None],
-             steps: Sequence[Sequence[str] | None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tools_BxK, min_steps_B, max_steps_B) for constrained_greedy, K = MAX_STEPS, from each
-    goal's intent: a tool's intent (CONVERSATION for TALK) is a one-step plan of that tool;
-    COMPOSITE, like None, leaves the row to the grammar alone. A goal's `steps` (tool names, where
-    not None) fix its plan's tools, one a step, and so its length.
+def guidance(intents: Sequence[str | None], steps: Sequence[Sequence[str] | None] | None = None,
+             picks: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, ...]:
+    """(tools_BxK, min_steps_B, max_steps_B, picks_BxJ) for constrained_greedy, K = MAX_STEPS,
+    J = MAX_PINNED_PICKS, from each goal's intent: a tool's intent (CONVERSATION for TALK) is a
+    one-step plan of that tool; COMPOSITE, like None, leaves the row to the grammar alone. A goal's
+    `steps` (tool names, where not None) fix its plan's tools, one a step, and so its length. A
+    goal's `picks` (text.ordinals.picks: the numbers it names) pin its plan's picks in order; a
+    number past NUM_PICKS, and every pick after it, is left to the planner.
 
     COMPOSITE does not force a second step: where the policy calls a one-step goal COMPOSITE
     ("Store the fact that build agents run Ubuntu 22.04"), the planner ends the plan after one
@@ -281,7 +296,13 @@ def guidance(intents: Sequence[str | None],
             tools[b, 0] = labels.index(labels.INTENTS, intent)  # intent i < 15 is TOOLS[i]'s
             lo.append(1)
             hi.append(1)
-    return tools, np.array(lo, np.int32), np.array(hi, np.int32)
+    pinned = np.zeros((len(intents), MAX_PINNED_PICKS), np.int32)
+    for b, named in enumerate(picks or []):
+        for j, n in enumerate(list(named)[:MAX_PINNED_PICKS]):
+            if not 1 <= n <= pv.NUM_PICKS:
+                break
+            pinned[b, j] = n
+    return tools, np.array(lo, np.int32), np.array(hi, np.int32), pinned
 
 
 def parse(ids: Sequence[int]) -> dict:

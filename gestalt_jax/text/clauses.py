@@ -29,7 +29,7 @@ _SEPARATOR = re.compile(
     re.IGNORECASE)
 
 
-def _mask_quotes(goal: str) -> str:
+def mask_quotes(goal: str) -> str:
     """`goal` with each quoted text's characters replaced by NULs (same length, so offsets hold)."""
     return _QUOTED.sub(lambda m: "\0" * len(m.group()), goal)
 
@@ -37,7 +37,7 @@ def _mask_quotes(goal: str) -> str:
 def starts(goal: str) -> list[int]:
     """Offsets in `goal` (str indices) where its clauses start: 0 first, then after each cut,
     at most MAX_CLAUSES in all. A clause may be empty of words (the goal ends in a cut)."""
-    masked = _mask_quotes(goal)
+    masked = mask_quotes(goal)
     out = [0]
     for m in _SEPARATOR.finditer(masked):
         if 0 < m.end() < len(goal) and m.end() > out[-1] and len(out) < MAX_CLAUSES:
@@ -76,5 +76,5 @@ def in_order(goal: str) -> bool:
     """Whether the goal's requests are written in the order they are to run: no "before" ("before
     training, evaluate") and no later clause that puts itself first ("train, but run the tests
     first"); quoted text does not count."""
-    masked = _mask_quotes(goal)
+    masked = mask_quotes(goal)
     return not _BEFORE.search(masked) and not any(_FIRST_LATER.search(c) for c in cut(masked)[1:])
