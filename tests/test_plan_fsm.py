@@ -72,17 +72,22 @@ def test_random_logits_reach_long_plans():
     assert max(steps) == labels.MAX_STEPS and refs > 0
 
 
-_GOALS = ["grep for parse_config in src/", "read ./docs/README.md please", "zz", "prove x+1 = 1+x",
-          "recall what I said about the ñandú 🐦", "find Eve's notes"] * (B // 6) + ["a", "   "]
+_GOALS = (["grep for parse_config in src/", "read ./docs/README.md please", "zz", "prove x+1 = 1+x",
+           "recall what I said about the ñandú 🐦", "find Eve's notes", "Hunt for BOTH Foo AND bar, then Andy",
+           "search 'and' plus `then`"] * 4)[: B - 2] + ["a", "   "]
 
 
 def _starts_at_a_word(goal: bytes, span: bytes) -> bool:
     """Whether `span` occurs in `goal` at a byte that starts no white space and continues no word
-    (letters, digits, "_", UTF-8 multi-byte characters; an apostrophe between word bytes joins)."""
+    (letters, digits, "_", UTF-8 multi-byte characters; an apostrophe between word bytes joins),
+    and starts no joining word ("and", "both", "then", "also", "plus", whole, in any case) but
+    right after a quote mark."""
     word = lambda b: chr(b).isascii() and (chr(b).isalnum() or chr(b) == "_") or b >= 0x80
+    joiner = lambda j: any(goal[j:j + len(w)].lower() == w and not (j + len(w) < len(goal) and word(goal[j + len(w)]))
+                           for w in (b"and", b"both", b"then", b"also", b"plus"))
 
     def start(j):
-        if goal[j:j + 1].isspace():
+        if goal[j:j + 1].isspace() or (joiner(j) and not (j and goal[j - 1] in b"'\"`")):
             return False
         if j == 0:
             return True

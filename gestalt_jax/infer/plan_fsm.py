@@ -166,22 +166,47 @@ _WORD_BYTE = np.zeros(257, bool)  # index 256: no byte (before the goal's start)
 _WORD_BYTE[[ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"]] = True
 _WORD_BYTE[0x80:0x100] = True
 _SPACE_BYTES = np.array([ord(c) for c in " \t\n\r\v\f"], np.int32)
+# Words no argument starts with: they join requests ("Hunt for both X and Y", "at 9:30, and the wiki ...").
+JOINERS = ("and", "both", "then", "also", "plus")
+_QUOTE_BYTES = np.array([ord(c) for c in "'\"`"], np.int32)
+
+
+def _shifted(x_BxG, k: int):
+    """x_BxG[:, j + k] at j (k > 0: the bytes after; k < 0: before), -1 past either end."""
+    G = x_BxG.shape[1]
+    if k >= 0:
+        return jnp.pad(x_BxG, ((0, 0), (0, k)), constant_values=-1)[:, k: k + G]
+    return jnp.pad(x_BxG, ((0, 0), (-k, 0)), constant_values=-1)[:, :G]
+
+
+def _joiner_at(goal_BxG, is_word):
+    """Where a JOINERS word starts [B, G], in any case, as a whole word."""
+    lower_BxG = jnp.where((goal_BxG >= ord("A")) & (goal_BxG <= ord("Z")), goal_BxG + 32, goal_BxG)
+    out_BxG = jnp.zeros(goal_BxG.shape, bool)
+    for word in JOINERS:
+        hit_BxG = ~is_word(_shifted(goal_BxG, len(word)))
+        for k, ch in enumerate(word.encode()):
+            hit_BxG &= _shifted(lower_BxG, k) == ch
+        out_BxG |= hit_BxG
+    return out_BxG
 
 
 def span_starts(goal_BxG):
     """Where a quoted span may start [B, G]: a byte that is not white space and does not continue
     a word (the byte before it is no word byte, or is an apostrophe inside a word: "s laptop" is
-    not a span of "Eve's laptop"). Every labelled argument of the three goal files (36,009) starts
-    at such a byte; a span that starts inside a word or a UTF-8 character is a decoding error.
+    not a span of "Eve's laptop"), and that does not start a joining word (JOINERS, unless right
+    after a quote mark: "search for 'and'"). Every labelled argument of the three goal files
+    (36,009) starts at such a byte; a span that starts inside a word or a UTF-8 character is a
+    decoding error, and one that starts with "both" or "and" joins two requests into one span.
     A goal with no such byte (white space alone) may start a span anywhere."""
     word_V = jnp.asarray(_WORD_BYTE)
-    G = goal_BxG.shape[1]
-    prev_BxG = jnp.pad(goal_BxG, ((0, 0), (1, 0)), constant_values=-1)[:, :G]
-    prev2_BxG = jnp.pad(goal_BxG, ((0, 0), (2, 0)), constant_values=-1)[:, :G]
+    prev_BxG, prev2_BxG = _shifted(goal_BxG, -1), _shifted(goal_BxG, -2)
     is_word = lambda b: word_V[jnp.where(b >= 0, b, 256)]
     in_word_BxG = is_word(prev_BxG) | ((prev_BxG == ord("'")) & is_word(prev2_BxG))
     space_BxG = jnp.any(goal_BxG[..., None] == jnp.asarray(_SPACE_BYTES), axis=-1)
-    starts_BxG = (goal_BxG >= 0) & ~space_BxG & ~in_word_BxG
+    quoted_BxG = jnp.any(prev_BxG[..., None] == jnp.asarray(_QUOTE_BYTES), axis=-1)
+    joiner_BxG = _joiner_at(goal_BxG, is_word) & ~quoted_BxG
+    starts_BxG = (goal_BxG >= 0) & ~space_BxG & ~in_word_BxG & ~joiner_BxG
     # A goal of white space alone: any byte (a quote needs one to start at).
     return jnp.where(jnp.any(starts_BxG, axis=1, keepdims=True), starts_BxG, goal_BxG >= 0)
 
