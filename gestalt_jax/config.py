@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ml_collections
 
-from gestalt_jax.text import plan_vocab
+from gestalt_jax.text import labels, plan_vocab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = REPO_ROOT / "datasets"
@@ -127,8 +127,9 @@ def base() -> ml_collections.ConfigDict:
                        # that tool; COMPOSITE leaves the plan to the planner (infer/plan_fsm.guidance)
                        follow_intent=True,
                        # and a COMPOSITE goal's steps follow the policy's reading of each request
-                       # clause, when every clause reads as one tool at this confidence (infer/decide.py)
-                       clause_steps=True, clause_steps_conf=0.9,
+                       # clause, when every clause reads as one tool at this confidence (infer/decide.py),
+                       # but for at most clause_steps_open clauses, whose tools the planner chooses
+                       clause_steps=True, clause_steps_conf=0.9, clause_steps_open=1,
                        # planners trained, member k with seed config.seed + k, each its own phase run
                        # (checkpoints/planner_sft, planner_sft.1, ...); a plan averages their
                        # log-probabilities at every token (infer/plan.py)
@@ -380,6 +381,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
          f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
     need(0 <= c.planner.clause_steps_conf <= 1, "planner.clause_steps_conf", "must lie in [0, 1]")
+    need(0 <= c.planner.clause_steps_open < labels.MAX_STEPS, "planner.clause_steps_open",
+         f"must lie in [0, {labels.MAX_STEPS - 1}]")
     for name in ENSEMBLES:
         need(1 <= c[name].members <= MAX_MEMBERS, f"{name}.members", f"must lie in [1, {MAX_MEMBERS}]")
     need(0 <= c.sft.noise_max < 1, "sft.noise_max", "must lie in [0, 1)")

@@ -54,6 +54,8 @@ def test_wrong_type_and_range():
     assert "config.compute_dtype" in _bad(lambda c: setattr(c, "compute_dtype", "float16"))
     assert "config.planner.clause_steps_conf=1.5: must lie in [0, 1]" in _bad(
         lambda c: setattr(c.planner, "clause_steps_conf", 1.5))
+    assert "config.planner.clause_steps_open=8: must lie in [0, 7]" in _bad(
+        lambda c: setattr(c.planner, "clause_steps_open", 8))
     assert "config.planner.members=9: must lie in [1, 8]" in _bad(lambda c: setattr(c.planner, "members", 9))
     assert "config.policy.members=9: must lie in [1, 8]" in _bad(lambda c: setattr(c.policy, "members", 9))
 

@@ -174,6 +174,44 @@ def test_a_composite_goal_takes_the_tools_its_clauses_read_as(trained):
     assert decide_lib.clause_steps(policy, goals[:1], intents[:1], min_conf=above, batch_size=4) == [None]
 
 
+def _read(*pairs):
+    return [dict(intent=intent, confidence=conf) for intent, conf in pairs]
+
+
+@pytest.mark.parametrize("requests, readings, open_steps, steps", [
+    # every clause sure: its tools, whatever open_steps allows
+    (["Go through the suite", "patch up failures"], _read(("RUN_TESTS", 0.94), ("FIX_TESTS", 0.96)), 0,
+     ["RUN_TESTS", "FIX_TESTS"]),
+    # one unsure clause: an open step where one is allowed, no guidance where none is
+    (["Go through the suite", "patch up failures", "go through it once more"],
+     _read(("RUN_TESTS", 0.94), ("FIX_TESTS", 0.96), ("EVAL", 0.35)), 1, ["RUN_TESTS", "FIX_TESTS", None]),
+    (["Go through the suite", "patch up failures", "go through it once more"],
+     _read(("RUN_TESTS", 0.94), ("FIX_TESTS", 0.96), ("EVAL", 0.35)), 0, None),
+    (["Verify compilation", "execute the suite", "mend anything red", "and so on"],
+     _read(("CHECK_BUILD", 0.93), ("RUN_TESTS", 1.0), ("CONVERSATION", 0.39), ("EVAL", 0.2)), 1, None),
+    # a clause read as COMPOSITE that names one hit is one step; one that names two refuses
+    (["recall my notes on the parser rewrite", "grep parse_expr", "open the top hit"],
+     _read(("MEMORY_SEARCH", 1.0), ("SEARCH", 1.0), ("COMPOSITE", 0.95)), 1, ["MEMORY_SEARCH", "SEARCH", None]),
+    (["list src/models", "open the first two files", "search for forward("],
+     _read(("LIST_FILES", 1.0), ("COMPOSITE", 0.92), ("SEARCH", 1.0)), 1, None),
+    # a condition on the step before, or a list marker: no step; a request after "if": a step
+    (["dry-run patches/i18n.patch", "if it applies", "run the tests"],
+     _read(("PATCH_DRY_RUN", 1.0), ("PATCH_DRY_RUN", 0.71), ("RUN_TESTS", 1.0)), 1, ["PATCH_DRY_RUN", "RUN_TESTS"]),
+    (["Build it", "once that's done", "train"], _read(("CHECK_BUILD", 1.0), ("CONVERSATION", 0.72), ("TRAIN", 1.0)),
+     0, ["CHECK_BUILD", "TRAIN"]),
+    (["1)", "build", "run the tests"], _read(("COMPOSITE", 0.89), ("CHECK_BUILD", 1.0), ("RUN_TESTS", 1.0)), 0,
+     ["CHECK_BUILD", "RUN_TESTS"]),
+    (["build", "test", "if anything fails fix it"], _read(("CHECK_BUILD", 1.0), ("RUN_TESTS", 1.0), ("FIX_TESTS", 0.48)),
+     1, ["CHECK_BUILD", "RUN_TESTS", None]),
+    # sure chat refuses; one tool is not enough
+    (["hey gestalt", "run the tests", "fix them"], _read(("CONVERSATION", 0.99), ("RUN_TESTS", 1.0), ("FIX_TESTS", 1.0)),
+     1, None),
+    (["run the tests", "and the rest"], _read(("RUN_TESTS", 1.0), ("EVAL", 0.3)), 1, None),
+])
+def test_the_steps_a_goals_clauses_give(requests, readings, open_steps, steps):
+    assert decide_lib.steps_of_clauses(requests, readings, 0.9, open_steps) == steps
+
+
 def test_a_policy_ensemble_reads_each_head_by_its_members_mean_probability():
     c = config_lib.load_tier("test")
     model = build_policy(c)

@@ -152,6 +152,8 @@ def test_in_order_says_whether_the_requests_run_as_written(goal, in_order):
     ("Look for `async def handle_` and show me match three", [3]),
     ("grep for 'unwrap()' and open hits 1 and 2", [1, 2]),
     ("just search for `segmentation fault`; open the top two results", [1, 2]),
+    ("list src/models, open the first two files", [1, 2]),
+    ("list files in lib/, open the second one", [2]),
     ("search for X, open the 4th and fifth hits, then remember the path of the first", [4, 5, 1]),
     ("Look for ^class in the code, and when that's done, open #2 and #4", [2, 4]),
     ("run make test - remember failure #5, please", [5]),

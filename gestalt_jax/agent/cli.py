@@ -79,8 +79,9 @@ def say_decided(decided: dict) -> None:
     print(f"[run] intent {decided['intent']} (confidence {decided['confidence']:.2f}); "
           f"plan: {steps_text(decided['plan'])}", flush=True)
     if decided["clause_steps"]:
-        print(f"[run] its clauses read as {' -> '.join(decided['clause_steps'])}: the plan takes those tools",
-              flush=True)
+        read = " -> ".join(t or "(open)" for t in decided["clause_steps"])
+        rest = ", the planner chose the open ones" if None in decided["clause_steps"] else ""
+        print(f"[run] its clauses read as {read}: the plan takes those tools{rest}", flush=True)
     if not decided["agree"]:
         print(f"[run] the policy proposed {' -> '.join(decided['policy_actions']) or '(nothing)'}; "
               f"following the planner", flush=True)

@@ -2,12 +2,15 @@
 `gestalt run` executes. The policy predicts the intent and its own plan; with
 config.planner.follow_intent the planner's FSM-constrained plan follows that intent. With
 config.planner.clause_steps as well, a goal the policy calls COMPOSITE has the policy read each
-of its request clauses (text/clauses.requests) as a goal of its own: when every one of two or
-more reads as one tool with confidence >= config.planner.clause_steps_conf, those tools, in
-order, are the plan's steps, and the planner writes their arguments."""
+of its request clauses (text/clauses.requests) as a goal of its own: when two or more read as one
+tool with confidence >= config.planner.clause_steps_conf and at most
+config.planner.clause_steps_open others do not (steps_of_clauses), the plan has a step for each,
+those tools in order where the clause gave one, and the planner chooses the open steps' tools and
+writes every step's arguments."""
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from gestalt_jax.infer import plan as plan_lib
@@ -16,20 +19,25 @@ from gestalt_jax.infer import policy as policy_lib
 from gestalt_jax.infer.trained import Trained
 from gestalt_jax.model.planner import build_planner
 from gestalt_jax.model.policy import build_policy
-from gestalt_jax.text import clauses, labels
+from gestalt_jax.text import clauses, labels, ordinals
+
+# The words an unsure clause that states a condition opens with (steps_of_clauses).
+_CONDITION = re.compile(r"^(?:if|once|when|whenever|after|as soon as|should|in case|provided|assuming|unless"
+                        r"|whatever|wherever)\b", re.IGNORECASE)
 
 
 def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: int) -> tuple[list, list]:
     """(plans, policy predictions), one each per goal, `batch_size` goals per compiled batch. A
     plan is {"steps", "think"} (None when its ids do not parse); a prediction is policy.predict's
     {"intent", "confidence", "steps"} and "clause_steps": the tools its clauses read as, which the
-    plan's steps follow (None where they do not guide the plan)."""
+    plan's steps follow (None for a clause left open; None where they do not guide the plan)."""
     goals = list(goals)
     pc, qc = planner.config, policy.config
     predicted = policy_lib.predict(build_policy(qc), policy.members or policy.params, goals, qc.policy.max_len,
                                    batch_size)
     intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
-    steps = clause_steps(policy, goals, intents, pc.planner.clause_steps_conf, batch_size) \
+    steps = clause_steps(policy, goals, intents, pc.planner.clause_steps_conf, batch_size,
+                         pc.planner.clause_steps_open) \
         if pc.planner.follow_intent and pc.planner.clause_steps else [None] * len(goals)
     for p, fixed in zip(predicted, steps):
         p["clause_steps"] = fixed
@@ -44,11 +52,10 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
 
 
 def clause_steps(policy: Trained, goals: Sequence[str], intents: Sequence[str | None], min_conf: float,
-                 batch_size: int) -> list[list[str] | None]:
+                 batch_size: int, open_steps: int = 0) -> list[list[str | None] | None]:
     """For each goal whose intent is COMPOSITE and whose requests are written in the order they are
-    to run (clauses.in_order), the tools of its request clauses as the policy reads each alone, when
-    there are two or more and each reads as one tool (not COMPOSITE, not CONVERSATION) with
-    confidence >= min_conf; None for every other goal."""
+    to run (clauses.in_order), the steps its request clauses give as the policy reads each alone
+    (`steps_of_clauses`); None for every other goal."""
     qc = policy.config
     asked = {i: clauses.requests(g) for i, (g, intent) in enumerate(zip(goals, intents))
              if intent == "COMPOSITE" and clauses.in_order(g)}
@@ -56,9 +63,35 @@ def clause_steps(policy: Trained, goals: Sequence[str], intents: Sequence[str | 
     flat = [c for r in asked.values() for c in r]
     params = policy.members or policy.params  # an ensemble reads each clause as one policy
     read = iter(policy_lib.predict(build_policy(qc), params, flat, qc.policy.max_len, batch_size) if flat else [])
-    out: list[list[str] | None] = [None] * len(goals)
+    out: list[list[str | None] | None] = [None] * len(goals)
     for i, requests in asked.items():
-        parts = [next(read) for _ in requests]
-        if all(p["intent"] not in ("COMPOSITE", "CONVERSATION") and p["confidence"] >= min_conf for p in parts):
-            out[i] = [p["intent"] for p in parts]
+        out[i] = steps_of_clauses(requests, [next(read) for _ in requests], min_conf, open_steps)
     return out
+
+
+def steps_of_clauses(requests: Sequence[str], readings: Sequence[dict], min_conf: float,
+                     open_steps: int) -> list[str | None] | None:
+    """The plan's steps from a goal's request clauses and the policy's reading of each
+    ({"intent", "confidence"}), or None where they do not guide the plan. A clause read as one tool
+    (not COMPOSITE, not CONVERSATION) with confidence >= min_conf gives that tool. One read with
+    less, or read as COMPOSITE while naming one hit at most ("open the top hit"), gives an open step
+    (None: the planner chooses its tool; "and go through it once more", "mend anything red"), but no
+    step where it holds no letters (a list marker, "1)") or states a condition on the step before: it
+    opens with "if", "once", "when", ... and reads as chat or as that step's tool ("once that's
+    done", "if it applies"; "if anything fails fix it" is a step). The steps guide the plan when two
+    or more have a tool, at most `open_steps` are open, and no clause reads as chat or as COMPOSITE
+    with confidence >= min_conf (a greeting, a thanks; "open the first two files")."""
+    tools, before = [], None
+    for clause, read in zip(requests, readings, strict=True):
+        intent, sure = read["intent"], read["confidence"] >= min_conf
+        one_hit = intent == "COMPOSITE" and len(ordinals.picks(clause)) <= 1
+        if sure and intent == "CONVERSATION" or sure and intent == "COMPOSITE" and not one_hit:
+            return None
+        if sure and intent != "COMPOSITE":
+            tools.append(intent)
+        elif any(ch.isalpha() for ch in clause) and not (_CONDITION.match(clause)
+                                                         and intent in ("CONVERSATION", before)):
+            tools.append(None)
+        before = intent
+    given = len(tools) - tools.count(None)
+    return tools if given >= 2 and tools.count(None) <= open_steps else None

@@ -100,7 +100,8 @@ def decode(model: Planner, params, goals: list[str], max_len: int,
     goal, e.g. the policy's; None for a goal left to the planner), each plan follows its goal's
     intent: a tool's intent is a one-step plan of that tool; COMPOSITE leaves the plan's tools and
     length to the planner (plan_fsm.guidance).
-    A goal's `steps` (tool names, where not None) fix its plan's tools, one a step. The hits a goal
+    A goal's `steps` (tool names, where not None) fix its plan's tools, one a step (a None step's
+    tool is the planner's), and its length. The hits a goal
     names by number ("open the second hit": text.ordinals) are its plan's picks, in order."""
     intents = [None] * len(goals) if intents is None else list(intents)
     steps = [None] * len(goals) if steps is None else list(steps)

@@ -295,7 +295,8 @@ def guidance(intents: Sequence[str | None], steps: Sequence[Sequence[str] | None
     """(tools_BxK, min_steps_B, max_steps_B, picks_BxJ) for constrained_greedy, K = MAX_STEPS,
     J = MAX_PINNED_PICKS, from each goal's intent: a tool's intent (CONVERSATION for TALK) is a
     one-step plan of that tool; COMPOSITE, like None, leaves the row to the grammar alone. A goal's
-    `steps` (tool names, where not None) fix its plan's tools, one a step, and so its length. A
+    `steps` (tool names, where not None) fix its plan's tools, one a step (a None step's tool is the
+    planner's), and so its length. A
     goal's `picks` (text.ordinals.picks: the numbers it names) pin its plan's picks in order; a
     number past NUM_PICKS, and every pick after it, is left to the planner.
 
@@ -311,7 +312,7 @@ def guidance(intents: Sequence[str | None], steps: Sequence[Sequence[str] | None
         if fixed:
             if len(fixed) > labels.MAX_STEPS:
                 raise ValueError(f"{len(fixed)} steps: a plan has at most {labels.MAX_STEPS}")
-            tools[b, : len(fixed)] = [labels.index(labels.TOOLS, t) for t in fixed]
+            tools[b, : len(fixed)] = [-1 if t is None else labels.index(labels.TOOLS, t) for t in fixed]
             lo.append(len(fixed))
             hi.append(len(fixed))
         elif intent is None or intent == "COMPOSITE":

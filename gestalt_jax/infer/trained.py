@@ -29,7 +29,7 @@ from gestalt_jax.train.metrics import log
 COMPONENTS = ("brain", "planner", "policy")
 INFERENCE_SECTIONS = ("gen", "eval", "agent", "serve", "mesh", "debug", "check")
 INFERENCE_KEYS = ("compile_cache", "huge_pages", "data.goals_held_out", "planner.follow_intent",
-                  "planner.clause_steps", "planner.clause_steps_conf")
+                  "planner.clause_steps", "planner.clause_steps_conf", "planner.clause_steps_open")
 # Training data files: the trained ones rebuild the split; the command line's when those are gone
 # (a clone moved or removed since training).
 DATA_FILES = ("talk_files", "talk_paraphrases", "goals_file", "goals_extra", "goals_chat")

@@ -26,11 +26,12 @@ _NOUN = (r"(?:hits?|match(?:es)?|results?|entr(?:y|ies)|items?|files?|errors?|fa
          r"|ones?|things?|occurrences?)")
 _CARD = "|".join(_CARDINALS) + r"|\d{1,2}"
 _ORD = "|".join(_ORDINALS)
+_MANY = "|".join(w for w in _CARDINALS if w != "one") + r"|\d{1,2}"  # "the first two", not "the second one"
 _NOT_A_PICK = r"(?!\s+(?:search|grep|query|step|listing|list|task|command|run|time|pass|one\s+of)\b)"
 _MENTION = re.compile(
     rf"\b(?:top|first)\s+(?P<top_n>{_CARD})\b"  # the top two results: 1, 2
     rf"|\btop\s+(?P<top>{_NOUN})\b"  # the top hit: 1
-    rf"|\bthe\s+(?P<ord>{_ORD})\b{_NOT_A_PICK}"  # the second hit, the 4th
+    rf"|\bthe\s+(?P<ord>{_ORD})\b(?!\s+(?:{_MANY})\b){_NOT_A_PICK}"  # the second hit, the 4th (not the first two)
     rf"|\b{_NOUN}\s+(?:number\s+|no\.\s*|#)?(?P<card>{_CARD})\b"  # hits 1, entry number two, error #4
     rf"|\b(?:open|show|read|display|cat|remember|note|save|keep)\s+#(?P<hash>\d{{1,2}})\b"  # open #2
     rf"|(?<=\s)(?:and|,)\s*(?:the\s+|#|number\s+)?(?P<more>{_ORD}|{_CARD})\b{_NOT_A_PICK}",  # ... and 2, and the fifth
