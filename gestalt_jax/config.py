@@ -32,6 +32,12 @@ def checkpoint_dir(component: str, member: int = 0) -> str:
     ensemble (config.planner.members, config.policy.members) trains into <phase>.<k>, member 0 into
     <phase>."""
     return PHASE_OF[component] + (f".{member}" if member else "")
+
+
+def members(c: ml_collections.ConfigDict, component: str) -> int:
+    """How many models `component` trains and decides with: config.<component>.members for an
+    ensemble's (ENSEMBLES), 1 for the brain."""
+    return c[component].members if component in ENSEMBLES else 1
 BYTE_VOCAB = 259  # 256 bytes + PAD, BOS, EOS (text/bytes.py)
 GREEDY_BELOW = 0.01  # temperatures under this take the argmax (infer/sampling.py)
 # Keys holding comma-separated `path[:weight]` lists, and whether each may be empty.

@@ -72,7 +72,7 @@ def runs(c: ml_collections.ConfigDict, chosen: list[str]) -> list[tuple[str, int
     """The phase runs of `chosen`, in order, as (component, member): the brain, then every member
     of the planner's ensemble, then every member of the policy's (config.<component>.members)."""
     return [(name, member) for name in ("brain", "planner", "policy") if name in chosen
-            for member in range(c[name].members if name in config_lib.ENSEMBLES else 1)]
+            for member in range(config_lib.members(c, name))]
 
 
 def refuse_mixing(c: ml_collections.ConfigDict, workdir: Path, chosen: list[str], resume: bool) -> None:
@@ -140,7 +140,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
             t = time.time()
             cm = phases.member_config(c, member)
             spec = phases.brain_spec(c, tok.encode) if name == "brain" else phases.goal_spec(cm, name, member)
-            if name in config_lib.ENSEMBLES and c[name].members > 1:
+            if config_lib.members(c, name) > 1:
                 log(f"[{name}] member {member + 1} of {c[name].members}: seed {cm.seed}, checkpoints in "
                     f"{workdir / 'checkpoints' / spec.directory}")
             log(f"[{name}] {sum(len(r) for r, _ in spec.sources)} train / {len(spec.val)} val examples, "

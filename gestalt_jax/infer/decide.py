@@ -33,8 +33,7 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
     plan's steps follow (None for a clause left open; None where they do not guide the plan)."""
     goals = list(goals)
     pc, qc = planner.config, policy.config
-    predicted = policy_lib.predict(build_policy(qc), policy.members or policy.params, goals, qc.policy.max_len,
-                                   batch_size)
+    predicted = policy_lib.predict(build_policy(qc), policy.decides_with, goals, qc.policy.max_len, batch_size)
     intents = [p["intent"] if pc.planner.follow_intent else None for p in predicted]
     steps = clause_steps(policy, goals, intents, pc.planner.clause_steps_conf, batch_size,
                          pc.planner.clause_steps_open) \
@@ -42,8 +41,8 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
     for p, fixed in zip(predicted, steps):
         p["clause_steps"] = fixed
     plans = []
-    params = planner.members or planner.params  # a planner ensemble decodes as one
-    for row in plan_lib.decode(build_planner(pc), params, goals, pc.planner.max_len, intents, batch_size, steps):
+    for row in plan_lib.decode(build_planner(pc), planner.decides_with, goals, pc.planner.max_len, intents, batch_size,
+                               steps):
         try:
             plans.append(plan_fsm.parse(row))
         except ValueError:
@@ -61,8 +60,8 @@ def clause_steps(policy: Trained, goals: Sequence[str], intents: Sequence[str | 
              if intent == "COMPOSITE" and clauses.in_order(g)}
     asked = {i: r for i, r in asked.items() if 2 <= len(r) <= labels.MAX_STEPS}
     flat = [c for r in asked.values() for c in r]
-    params = policy.members or policy.params  # an ensemble reads each clause as one policy
-    read = iter(policy_lib.predict(build_policy(qc), params, flat, qc.policy.max_len, batch_size) if flat else [])
+    read = iter(policy_lib.predict(build_policy(qc), policy.decides_with, flat, qc.policy.max_len, batch_size)
+                if flat else [])
     out: list[list[str | None] | None] = [None] * len(goals)
     for i, requests in asked.items():
         out[i] = steps_of_clauses(requests, [next(read) for _ in requests], min_conf, open_steps)

@@ -144,6 +144,11 @@ class Trained:
     # An ensemble's parameters, member by member (`params` is member 0's); () for one model.
     members: tuple = ()
 
+    @property
+    def decides_with(self):
+        """What plan.decode and policy.predict take: the members' parameters, or the one model's."""
+        return self.members or self.params
+
 
 @dataclasses.dataclass
 class TrainedBrain(Trained):
@@ -187,7 +192,7 @@ def load(cli: ml_collections.ConfigDict, workdir: str | Path, component: str, me
         extra = dict(module=build_brain(c), tokenizer=tok)
     else:
         spec = phases.goal_spec(c, component)
-    n = c[component].members if component in config_lib.ENSEMBLES else 1
+    n = config_lib.members(c, component)
     for member in range(1, n):
         if not is_trained(workdir, component, member):
             raise NotTrained(component, workdir, member)
