@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import _thread
 import io
 import os
 import sys
+import threading
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -254,8 +256,20 @@ def _reachable(address: str, timeout_s: float) -> bool:
             time.sleep(0.25)
 
 
+def keep_ctrl_c(unraisable) -> None:
+    """sys.unraisablehook: a Ctrl-C that lands while Python runs a callback whose exceptions it can only
+    print and drop (XLA's garbage-collection callback is one) is raised again in the main thread, where
+    it stops the command as any other Ctrl-C does; everything else goes to the default hook. Raised
+    from a thread a moment later: raised now, it would land in this hook and be dropped again."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        threading.Timer(0.1, _thread.interrupt_main).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def run() -> None:
     """Console-script entry point (`gestalt`)."""
+    sys.unraisablehook = keep_ctrl_c
     try:
         app.run(main)
     except KeyboardInterrupt:

@@ -85,3 +85,28 @@ def test_commands_rerun_themselves_on_huge_pages(monkeypatch):
     monkeypatch.delenv("GLIBC_TUNABLES")
     huge_pages.rerun()
     assert len(calls) == 1
+
+
+def test_a_ctrl_c_inside_a_garbage_collection_callback_still_stops_the_command():
+    # A Ctrl-C that lands while XLA's garbage-collection callback runs is raised inside it, where
+    # Python can only print "Exception ignored" and drop it: the command went on as if never stopped.
+    script = """
+import gc, time
+from gestalt_jax import main
+
+def interrupted_in_a_callback(argv):
+    def callback(phase, info):
+        gc.callbacks.remove(callback)
+        raise KeyboardInterrupt
+    gc.callbacks.append(callback)
+    gc.collect()
+    time.sleep(5)
+    print("went on after the Ctrl-C")
+
+main.main = interrupted_in_a_callback
+main.run()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130, r.stdout + r.stderr
+    assert "went on" not in r.stdout and "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+    assert "gestalt: stopped (Ctrl-C)" in r.stderr
