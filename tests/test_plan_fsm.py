@@ -101,7 +101,7 @@ def test_random_logits_quote_only_spans_of_the_goal(max_new):
     bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
     bias_V[[pv.QUOTE, pv.ENDQUOTE, pv.STEP] + [pv.ARG_IDS[a] for a in labels.ARG_NAMES]] = 3.0
     goal_BxG = jnp.asarray(fsm.goal_bytes(_GOALS))
-    quoted = 0
+    quoted = paths = 0
     for seed in range(4):
         carry = (jax.random.key(seed), jnp.asarray(bias_V))
         ids_BxT = fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), max_new, goal_BxG)
@@ -112,8 +112,28 @@ def test_random_logits_quote_only_spans_of_the_goal(max_new):
                     end = ids.index(pv.ENDQUOTE, p)
                     span = bytes(i - pv.CHAR_OFFSET for i in ids[p + 1 : end])
                     assert _starts_at_a_word(goal.encode(), span), (goal, span)
+                    if ids[p - 1] == pv.ARG_IDS["path"]:  # a path is one word, but in a goal of white space
+                        assert goal.isspace() or not any(chr(b).isspace() for b in span), (goal, span)
+                        paths += 1
                     quoted += 1
-    assert quoted > 0  # the property was exercised
+    assert quoted > 0 and paths > 0  # the properties were exercised
+
+
+@pytest.mark.parametrize("tool, arg, spaced", [("LIST_FILES", "path", False), ("SEARCH", "pattern", True)])
+def test_a_path_is_one_word_of_the_goal(tool, arg, spaced):
+    # Logits that want the tool, its argument and long spans, white space above all: a path stops at
+    # its word's end ("pkg/storage then display" -> "pkg/storage"); a pattern runs on through spaces.
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[[pv.TOOL_IDS[labels.TOOLS.index(tool)], pv.ARG_IDS[arg], pv.QUOTE]] = 5.0
+    bias_V[pv.STEP] = 4.0  # after the argument
+    bias_V[pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] = 3.0
+    bias_V[pv.CHAR_OFFSET + ord(" ")] = 6.0
+    goals = ["Enumerate pkg/storage then display whatever comes first", "peek into the assets directory"] * (B // 2)
+    ids_BxT = fsm.constrained_greedy(lambda c, tok, t: (c, jnp.broadcast_to(bias_V, (B, pv.VOCAB_SIZE))), None,
+                                     jnp.zeros((B,), jnp.int32), 60, jnp.asarray(fsm.goal_bytes(goals)))
+    spans = [step["args"][arg] for ids in np.asarray(ids_BxT).tolist() for step in fsm.parse(ids)["steps"]
+             if arg in step["args"]]
+    assert len(spans) > B and all((" " in span) == spaced for span in spans), spans
 
 
 def _biased_plans(guide, max_new: int, seeds: int):
@@ -222,7 +242,8 @@ def test_fsm_is_small_and_shortest_plan_is_min_new():
 
 
 def test_fsm_accepts_every_training_plan():
-    records = examples.load_goals(TRAIN)
+    # Every built-in file: the FSM narrows what the data has (a path is one word, with no white space).
+    records = [r for name in ("train", "synthetic", "held_out") for r in examples.load_goals(TRAIN.with_stem(name))]
     for r in records:
         ids = pv.encode_plan(examples.goal_steps(r))
         assert _walk(ids)[-1] == fsm.DONE, r["goal"]

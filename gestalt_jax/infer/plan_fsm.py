@@ -38,17 +38,19 @@ def _transitions(key: tuple) -> dict[int, tuple]:
     if kind == "tool":
         return {tid: ("args", s, labels.TOOL_ARGS[t]) for t, tid in zip(labels.TOOLS, pv.TOOL_IDS)}
     (rem,) = rem  # the arguments still allowed, in TOOL_ARGS order
-    if kind == "args":
-        out = {pv.ARG_IDS[a]: ("value", s, rem[i + 1 :]) for i, a in enumerate(rem)}
+    if kind == "args":  # a path's value and quote are states of their own (path_*: see IN_PATH)
+        out = {pv.ARG_IDS[a]: ("path_value" if a == "path" else "value", s, rem[i + 1 :]) for i, a in enumerate(rem)}
         if s < labels.MAX_STEPS:
             out[pv.STEP] = ("tool", s + 1)
         return out | {pv.EOP: ("eop",)}
+    prefix = "path_" if kind.startswith("path_") else ""
+    kind = kind.removeprefix(prefix)
     if kind == "value":  # step 1 has no earlier step to reference
-        return {pv.QUOTE: ("quote0", s, rem)} | ({pv.FROM: ("ref", s, rem)} if s > 1 else {})
+        return {pv.QUOTE: (prefix + "quote0", s, rem)} | ({pv.FROM: ("ref", s, rem)} if s > 1 else {})
     if kind == "quote0":  # a span has at least one char
-        return {c: ("quote", s, rem) for c in _CHARS}
+        return {c: (prefix + "quote", s, rem) for c in _CHARS}
     if kind == "quote":
-        return {c: ("quote", s, rem) for c in _CHARS} | {pv.ENDQUOTE: ("args", s, rem)}
+        return {c: (prefix + "quote", s, rem) for c in _CHARS} | {pv.ENDQUOTE: ("args", s, rem)}
     if kind == "ref":
         return {r: ("pick", s, rem) for r in pv.STEP_REF_IDS[: s - 1]}
     if kind == "pick":
@@ -107,7 +109,13 @@ def state_name(state: int) -> str:
 LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
 # States inside a quoted span, where char tokens may be limited to substrings of the goal.
-IN_QUOTE = np.array([k[0] in ("quote0", "quote") for k in STATE_KEYS])
+IN_QUOTE = np.array([k[0] in ("quote0", "quote", "path_quote0", "path_quote") for k in STATE_KEYS])
+# A path is one word of the goal: none of the built-in goals' paths (12,563 in train.jsonl,
+# synthetic.jsonl and held_out.jsonl) holds white space, and a path span that runs on past its word
+# joins the next request to it ("pkg/storage then display"). Inside a path's quote, white space is
+# no longer a legal char unless the goal has nothing else to start the path with (white space alone).
+IN_PATH = np.array([k[0] in ("path_quote0", "path_quote") for k in STATE_KEYS])
+AT_QUOTE_START = np.array([k[0] in ("quote0", "path_quote0") for k in STATE_KEYS])
 # The step a "tool" state picks the tool of, or an "args" state (which may end the plan or
 # start the next step) belongs to; 0 for every other state. For the per-row step guidance.
 TOOL_STEP = np.array([k[1] if k[0] == "tool" else 0 for k in STATE_KEYS], np.int32)
@@ -166,6 +174,7 @@ _WORD_BYTE = np.zeros(257, bool)  # index 256: no byte (before the goal's start)
 _WORD_BYTE[[ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"]] = True
 _WORD_BYTE[0x80:0x100] = True
 _SPACE_BYTES = np.array([ord(c) for c in " \t\n\r\v\f"], np.int32)
+_IS_SPACE_256 = np.isin(np.arange(256), _SPACE_BYTES)  # a path's chars: IN_PATH
 # Words no argument starts with: they join requests ("Hunt for both X and Y", "at 9:30, and the wiki ...").
 JOINERS = ("and", "both", "then", "also", "plus")
 _QUOTE_BYTES = np.array([ord(c) for c in "'\"`"], np.int32)
@@ -256,7 +265,7 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     B = last_B.shape[0]
     budget_B = jnp.full((B,), max_new, jnp.int32) if budget_B is None else jnp.asarray(budget_B, jnp.int32)
     cost_SxV, next_SxV = jnp.asarray(_COST), jnp.asarray(NEXT_STATE)
-    in_quote_S = jnp.asarray(IN_QUOTE)
+    in_quote_S, in_path_S, at_start_S = jnp.asarray(IN_QUOTE), jnp.asarray(IN_PATH), jnp.asarray(AT_QUOTE_START)
     if goal_BxG is None:
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
     if guide is None:
@@ -273,6 +282,9 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         carry, logits_BxV = logits_fn(carry, tok_B, t)
         ok_BxV = cost_SxV[state_B] <= (budget_B - 1 - t)[:, None]
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
+        word_Bx256 = chars_Bx256 & ~(in_path_S[state_B][:, None] & jnp.asarray(_IS_SPACE_256))
+        keep_Bx1 = jnp.any(word_Bx256, axis=-1, keepdims=True) | ~at_start_S[state_B][:, None]
+        chars_Bx256 = jnp.where(keep_Bx1, word_Bx256, chars_Bx256)
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
         n_picks_B = jnp.sum(out_BxT == pv.PICK, axis=1)  # PAD where nothing is decoded yet
