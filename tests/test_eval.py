@@ -203,9 +203,22 @@ def _read(*pairs):
      ["CHECK_BUILD", "RUN_TESTS"]),
     (["build", "test", "if anything fails fix it"], _read(("CHECK_BUILD", 1.0), ("RUN_TESTS", 1.0), ("FIX_TESTS", 0.48)),
      1, ["CHECK_BUILD", "RUN_TESTS", None]),
-    # sure chat refuses; one tool is not enough
-    (["hey gestalt", "run the tests", "fix them"], _read(("CONVERSATION", 0.99), ("RUN_TESTS", 1.0), ("FIX_TESTS", 1.0)),
-     1, None),
+    (["please train the model", "when it's done", "tell me how it went"],
+     _read(("TRAIN", 1.0), ("COMPOSITE", 0.94), ("CONVERSATION", 0.92)), 1, ["TRAIN", "TALK"]),
+    # the last clause read as chat naming the user: the report (TALK); a hit named in chat: a step
+    (["Repair the suite", "have the docs checked", "tell me how it went"],
+     _read(("FIX_TESTS", 1.0), ("DOCS_LINT", 1.0), ("CONVERSATION", 0.92)), 0, ["FIX_TESTS", "DOCS_LINT", "TALK"]),
+    (["Inspect the root directory", "show me item one", "look for SPDX-License-Identifier"],
+     _read(("LIST_FILES", 0.93), ("CONVERSATION", 0.95), ("SEARCH", 0.96)), 1, ["LIST_FILES", None, "SEARCH"]),
+    # other sure chat refuses: first, not last, or not naming the user; one tool is not enough
+    (["hey gestalt", "run the tests", "fix them"],
+     _read(("CONVERSATION", 0.99), ("RUN_TESTS", 1.0), ("FIX_TESTS", 1.0)), 1, None),
+    (["run the tests", "tell me how it went", "fix them"],
+     _read(("RUN_TESTS", 1.0), ("CONVERSATION", 0.99), ("FIX_TESTS", 1.0)), 1, None),
+    (["remember that the demo is on Tuesday", "that Carol runs it"],
+     _read(("MEMORY_ADD", 1.0), ("CONVERSATION", 0.95)), 1, None),
+    (["show me item one", "run the tests", "fix them"],
+     _read(("CONVERSATION", 0.95), ("RUN_TESTS", 1.0), ("FIX_TESTS", 1.0)), 1, None),
     (["run the tests", "and the rest"], _read(("RUN_TESTS", 1.0), ("EVAL", 0.3)), 1, None),
 ])
 def test_the_steps_a_goals_clauses_give(requests, readings, open_steps, steps):

@@ -24,6 +24,8 @@ from gestalt_jax.text import clauses, labels, ordinals
 # The words an unsure clause that states a condition opens with (steps_of_clauses).
 _CONDITION = re.compile(r"^(?:if|once|when|whenever|after|as soon as|should|in case|provided|assuming|unless"
                         r"|whatever|wherever)\b", re.IGNORECASE)
+# A clause read as chat that asks for a report names the user: "tell me how it went", "walk us through it".
+_TO_THE_USER = re.compile(r"\b(?:me|us)\b", re.IGNORECASE)
 
 
 def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: int) -> tuple[list, list]:
@@ -72,24 +74,32 @@ def steps_of_clauses(requests: Sequence[str], readings: Sequence[dict], min_conf
                      open_steps: int) -> list[str | None] | None:
     """The plan's steps from a goal's request clauses and the policy's reading of each
     ({"intent", "confidence"}), or None where they do not guide the plan. A clause read as one tool
-    (not COMPOSITE, not CONVERSATION) with confidence >= min_conf gives that tool. One read with
-    less, or read as COMPOSITE while naming one hit at most ("open the top hit"), gives an open step
-    (None: the planner chooses its tool; "and go through it once more", "mend anything red"), but no
-    step where it holds no letters (a list marker, "1)") or states a condition on the step before: it
-    opens with "if", "once", "when", ... and reads as chat or as that step's tool ("once that's
-    done", "if it applies"; "if anything fails fix it" is a step). The steps guide the plan when two
-    or more have a tool, at most `open_steps` are open, and no clause reads as chat or as COMPOSITE
+    (not COMPOSITE, not CONVERSATION) with confidence >= min_conf gives that tool; the last clause,
+    read as chat with that confidence and naming the user ("then tell me how it went", "give me a
+    summary"), gives TALK, the report a plan ends with. One read with less confidence, read as
+    COMPOSITE while naming one hit at most ("open the top hit"), or read as chat while naming one hit
+    of an earlier step ("show me item one") gives an open step (None: the planner chooses its tool;
+    "and go through it once more", "mend anything red"), but no step where it holds no letters (a
+    list marker, "1)") or states a condition on the step before: it opens with "if", "once", "when",
+    ... and reads as chat, as COMPOSITE or as that step's tool ("once that's done", "when it's done",
+    "if it applies"; "if anything fails fix it" is a step). The steps guide the plan when two or more
+    have a tool, at most `open_steps` are open, and no other clause reads as chat or as COMPOSITE
     with confidence >= min_conf (a greeting, a thanks; "open the first two files")."""
     tools, before = [], None
-    for clause, read in zip(requests, readings, strict=True):
+    for i, (clause, read) in enumerate(zip(requests, readings, strict=True)):
         intent, sure = read["intent"], read["confidence"] >= min_conf
-        one_hit = intent == "COMPOSITE" and len(ordinals.picks(clause)) <= 1
-        if sure and intent == "CONVERSATION" or sure and intent == "COMPOSITE" and not one_hit:
+        picks = ordinals.picks(clause)
+        one_step = (intent == "COMPOSITE" and len(picks) <= 1
+                    or intent == "CONVERSATION" and len(picks) == 1 and i > 0)
+        if sure and intent == "CONVERSATION" and not one_step and 0 < i == len(requests) - 1 \
+                and _TO_THE_USER.search(clause):
+            tools.append("TALK")
+        elif sure and intent in ("CONVERSATION", "COMPOSITE") and not one_step:
             return None
-        if sure and intent != "COMPOSITE":
+        elif sure and intent not in ("CONVERSATION", "COMPOSITE"):
             tools.append(intent)
         elif any(ch.isalpha() for ch in clause) and not (_CONDITION.match(clause)
-                                                         and intent in ("CONVERSATION", before)):
+                                                         and intent in ("CONVERSATION", "COMPOSITE", before)):
             tools.append(None)
         before = intent
     given = len(tools) - tools.count(None)
