@@ -260,9 +260,12 @@ def keep_ctrl_c(unraisable) -> None:
     """sys.unraisablehook: a Ctrl-C that lands while Python runs a callback whose exceptions it can only
     print and drop (XLA's garbage-collection callback is one) is raised again in the main thread, where
     it stops the command as any other Ctrl-C does; everything else goes to the default hook. Raised
-    from a thread a moment later: raised now, it would land in this hook and be dropped again."""
+    from a thread a moment later: raised now, it would land in this hook and be dropped again. The
+    thread is a daemon: a command that ends first does not wait for it."""
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        threading.Timer(0.1, _thread.interrupt_main).start()
+        again = threading.Timer(0.1, _thread.interrupt_main)
+        again.daemon = True
+        again.start()
         return
     sys.__unraisablehook__(unraisable)
 

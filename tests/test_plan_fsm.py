@@ -242,11 +242,14 @@ def test_fsm_is_small_and_shortest_plan_is_min_new():
 
 
 def test_fsm_accepts_every_training_plan():
-    # Every built-in file: the FSM narrows what the data has (a path is one word, with no white space).
+    # Every built-in file, its paths through the path_* states; and none of those paths holds white
+    # space, which the decode refuses inside a path (test_a_path_is_one_word_of_the_goal).
     records = [r for name in ("train", "synthetic", "held_out") for r in examples.load_goals(TRAIN.with_stem(name))]
     for r in records:
         ids = pv.encode_plan(examples.goal_steps(r))
         assert _walk(ids)[-1] == fsm.DONE, r["goal"]
+        paths = [step["args"]["path"] for step in examples.goal_steps(r) if isinstance(step["args"].get("path"), str)]
+        assert not any(ch.isspace() for path in paths for ch in path), r["goal"]
     think = pv.encode_plan([{"tool": "SEARCH", "args": {"pattern": "x"}}], think=["need", "find"])
     assert _walk(think)[-1] == fsm.DONE
     assert _walk(pv.encode_plan([{"tool": "TALK"}], think=[]))[-1] == fsm.DONE
