@@ -239,3 +239,22 @@ def test_a_policy_ensemble_reads_each_head_by_its_members_mean_probability():
     first = mean["actions"][:, 0].copy()
     first[:, labels.ACTIONS.index("END")] = 0  # a plan has a first step
     assert [g["steps"][0]["tool"] for g in got] == [labels.ACTIONS[a] for a in first.argmax(-1)]
+
+
+def test_a_quoted_argument_loses_its_loose_end_and_nothing_else():
+    """A span that runs on into the next request ends where the request does; no argument of the
+    built-in goal files (36,009) has such an end, so none of them changes."""
+    def plan(*values):
+        return {"steps": [{"tool": "MEMORY_SEARCH", "args": {"text": v}} for v in values], "think": None}
+    loose = plan("the Postgres upgrade and then ", "purge takes ten minutes, and then ", "websocket.", "and",
+                 "notebooks/experiments.", "NOTE:", "debugger;", "v1.2")
+    assert [s["args"]["text"] for s in decide_lib.trimmed(loose)["steps"]] == [
+        "the Postgres upgrade", "purge takes ten minutes", "websocket", "and", "notebooks/experiments", "NOTE:",
+        "debugger;", "v1.2"]
+    assert decide_lib.trimmed(plan({"from": 1, "pick": 2}))["steps"][0]["args"]["text"] == {"from": 1, "pick": 2}
+    c = config_lib.load_tier("small")
+    files = (c.data.goals_file, c.data.goals_held_out, c.data.goals_extra)
+    labelled = [r for f in files for r in map(json.loads, Path(f).read_text().splitlines())]
+    values = [v for r in labelled for a in (r.get("args") or []) for v in a.values() if isinstance(v, str)]
+    assert len(values) > 36000
+    assert [s["args"]["text"] for s in decide_lib.trimmed(plan(*values))["steps"]] == values

@@ -9,7 +9,7 @@ import pytest
 
 from gestalt_jax.data import examples
 from gestalt_jax.infer import plan_fsm as fsm
-from gestalt_jax.text import labels
+from gestalt_jax.text import algebra, labels
 from gestalt_jax.text import plan_vocab as pv
 
 TRAIN = Path(__file__).resolve().parents[1] / "datasets" / "goals" / "train.jsonl"
@@ -136,6 +136,38 @@ def test_a_path_is_one_word_of_the_goal(tool, arg, spaced):
     assert len(spans) > B and all((" " in span) == spaced for span in spans), spans
 
 
+def test_a_side_of_an_identity_is_what_the_tool_parses():
+    # Logits that want PROVE_ALGEBRA, its left side and long spans of "h^2-k^2 and ...", of
+    # "(k + s)^3" and of white space: a side stops before a word of the goal ("and", "equals"), where
+    # the tool would refuse it, and runs on over an expression's spaces.
+    prove = pv.TOOL_IDS[labels.TOOLS.index("PROVE_ALGEBRA")]
+    bias_2xV = np.zeros((2, pv.VOCAB_SIZE), np.float32)
+    bias_2xV[:, [prove, pv.ARG_IDS["lhs"], pv.QUOTE]] = 9.0
+    bias_2xV[:, pv.EOP] = 4.0
+    bias_2xV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] = 3.0
+    for row, (first, second, rest) in enumerate([("h", "^", "2-k and"), ("(", "k", " +s)^3equal")]):
+        bias_2xV[row, [pv.CHAR_OFFSET + ord(c) for c in rest]] = 6.0
+        bias_2xV[row, [pv.CHAR_OFFSET + ord(first), pv.CHAR_OFFSET + ord(second)]] = 8.0, 7.0
+    goals = ["Check that h^2-k^2 and (h-k)*(h+k) agree", "Prove (k + s)^3 equals it"] * (B // 2)
+    goal_BxG = fsm.goal_bytes(goals)
+    logits_fn = lambda c, tok, t: (c, jnp.asarray(np.tile(bias_2xV, (B // 2, 1))))  # noqa: E731
+
+    def lhs(sides_BxG=None):
+        ids_BxT = fsm.constrained_greedy(logits_fn, None, jnp.zeros((B,), jnp.int32), 60, jnp.asarray(goal_BxG),
+                                         sides_BxG=sides_BxG)
+        return [fsm.parse(ids)["steps"][0]["args"]["lhs"] for ids in np.asarray(ids_BxT).tolist()]
+
+    ruled = lhs(jnp.asarray(fsm.side_positions(goal_BxG)))
+    assert [s.strip() for s in ruled] == ["h^2-k^2", "(k + s)^3"] * (B // 2), ruled
+    assert all(algebra.side_positions(s.encode()).all() for s in ruled)
+    assert all(" and " in s or "equals" in s for s in lhs()), lhs()  # what the rule stops
+    # A goal with nothing a side may hold still gets a side (the rule gives way), and a plan.
+    none_BxG = fsm.goal_bytes(["Prove it"] * B)
+    ids_BxT = fsm.constrained_greedy(logits_fn, None, jnp.zeros((B,), jnp.int32), 30, jnp.asarray(none_BxG),
+                                     sides_BxG=jnp.asarray(fsm.side_positions(none_BxG)))
+    assert all(_walk(ids)[-1] == fsm.DONE for ids in np.asarray(ids_BxT).tolist())
+
+
 def _biased_plans(guide, max_new: int, seeds: int):
     """Guided plans (lists of ids, one per row) under random logits biased towards EOP, then towards
     STEP (and chars), `seeds` draws each; every one is checked to reach DONE."""
@@ -242,14 +274,25 @@ def test_fsm_is_small_and_shortest_plan_is_min_new():
 
 
 def test_fsm_accepts_every_training_plan():
-    # Every built-in file, its paths through the path_* states; and none of those paths holds white
-    # space, which the decode refuses inside a path (test_a_path_is_one_word_of_the_goal).
+    # Every built-in file, its paths through the path_* states, its sides through the side_* ones;
+    # none of those paths holds white space, which the decode refuses inside a path
+    # (test_a_path_is_one_word_of_the_goal), and every side lies where the decode lets a side copy
+    # from (test_a_side_of_an_identity_is_what_the_tool_parses).
     records = [r for name in ("train", "synthetic", "held_out") for r in examples.load_goals(TRAIN.with_stem(name))]
+    sides = 0
     for r in records:
         ids = pv.encode_plan(examples.goal_steps(r))
         assert _walk(ids)[-1] == fsm.DONE, r["goal"]
         paths = [step["args"]["path"] for step in examples.goal_steps(r) if isinstance(step["args"].get("path"), str)]
         assert not any(ch.isspace() for path in paths for ch in path), r["goal"]
+        raw = r["goal"].encode()
+        ok = fsm.side_positions(fsm.goal_bytes([r["goal"]]))[0]
+        for step in examples.goal_steps(r):
+            for side in (v for a, v in step["args"].items() if a in ("lhs", "rhs") and isinstance(v, str)):
+                at = raw.find(side.encode())
+                assert ok[at : at + len(side.encode())].all(), (r["goal"], side)
+                sides += 1
+    assert sides > 8000
     think = pv.encode_plan([{"tool": "SEARCH", "args": {"pattern": "x"}}], think=["need", "find"])
     assert _walk(think)[-1] == fsm.DONE
     assert _walk(pv.encode_plan([{"tool": "TALK"}], think=[]))[-1] == fsm.DONE

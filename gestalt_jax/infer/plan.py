@@ -50,8 +50,8 @@ def _logits_fn(model: Planner, max_len: int):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len", "max_new"))
-def _decode_batch(model: Planner, members: tuple, prompt_BxP, lens_B, goal_BxG, guide, *, max_len: int,
-                  max_new: int):
+def _decode_batch(model: Planner, members: tuple, prompt_BxP, lens_B, goal_BxG, sides_BxG, guide, *,
+                  max_len: int, max_new: int):
     """Plan ids [B, max_new] for left-padded prompts [B, P] of lens_B ids (P >= 2), from the
     parameters of one planner or of several (`members`, a tuple)."""
     B, P = prompt_BxP.shape
@@ -68,7 +68,7 @@ def _decode_batch(model: Planner, members: tuple, prompt_BxP, lens_B, goal_BxG, 
     carry = (members, caches, lens_B - 1)
     budget_B = max_len - lens_B  # a long goal in the batch does not shorten the others' plans
     return plan_fsm.constrained_greedy(_logits_fn(decoder, max_len), carry, prompt_BxP[:, -1], max_new,
-                                       goal_BxG, budget_B, guide)
+                                       goal_BxG, budget_B, guide, sides_BxG)
 
 
 def _batch(model: Planner, members: tuple, goals: list[str], max_len: int, intents: Sequence[str | None],
@@ -86,6 +86,7 @@ def _batch(model: Planner, members: tuple, goals: list[str], max_len: int, inten
     goal_BxG[:, : raw.shape[1]] = raw
     max_new = max_len - pv.frame_len()  # the budget of the shortest prompt
     return np.asarray(_decode_batch(model, members, jnp.asarray(buf), jnp.asarray(lens), jnp.asarray(goal_BxG),
+                                    jnp.asarray(plan_fsm.side_positions(goal_BxG)),
                                     plan_fsm.guidance(intents, steps, [ordinals.picks(g) for g in visible]),
                                     max_len=max_len, max_new=max_new))
 

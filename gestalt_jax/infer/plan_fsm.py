@@ -14,11 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gestalt_jax.text import labels
+from gestalt_jax.text import algebra, labels
 from gestalt_jax.text import plan_vocab as pv
 
 _CHARS = tuple(range(pv.CHAR_OFFSET, pv.CHAR_OFFSET + 256))
 _WORDS = tuple(pv.WORD_IDS.values())
+
+
+_VALUE_KIND = dict(path="path_value", lhs="side_value", rhs="side_value")
 
 
 def _transitions(key: tuple) -> dict[int, tuple]:
@@ -38,12 +41,12 @@ def _transitions(key: tuple) -> dict[int, tuple]:
     if kind == "tool":
         return {tid: ("args", s, labels.TOOL_ARGS[t]) for t, tid in zip(labels.TOOLS, pv.TOOL_IDS)}
     (rem,) = rem  # the arguments still allowed, in TOOL_ARGS order
-    if kind == "args":  # a path's value and quote are states of their own (path_*: see IN_PATH)
-        out = {pv.ARG_IDS[a]: ("path_value" if a == "path" else "value", s, rem[i + 1 :]) for i, a in enumerate(rem)}
+    if kind == "args":  # a path's and a side's value and quote are states of their own (see IN_PATH, IN_SIDE)
+        out = {pv.ARG_IDS[a]: (_VALUE_KIND.get(a, "value"), s, rem[i + 1 :]) for i, a in enumerate(rem)}
         if s < labels.MAX_STEPS:
             out[pv.STEP] = ("tool", s + 1)
         return out | {pv.EOP: ("eop",)}
-    prefix = "path_" if kind.startswith("path_") else ""
+    prefix = next((p for p in ("path_", "side_") if kind.startswith(p)), "")
     kind = kind.removeprefix(prefix)
     if kind == "value":  # step 1 has no earlier step to reference
         return {pv.QUOTE: (prefix + "quote0", s, rem)} | ({pv.FROM: ("ref", s, rem)} if s > 1 else {})
@@ -109,13 +112,17 @@ def state_name(state: int) -> str:
 LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
 # States inside a quoted span, where char tokens may be limited to substrings of the goal.
-IN_QUOTE = np.array([k[0] in ("quote0", "quote", "path_quote0", "path_quote") for k in STATE_KEYS])
+IN_QUOTE = np.array([k[0] in ("quote0", "quote", "path_quote0", "path_quote", "side_quote0", "side_quote")
+                     for k in STATE_KEYS])
 # A path is one word of the goal: none of the built-in goals' paths (12,563 in train.jsonl,
 # synthetic.jsonl and held_out.jsonl) holds white space, and a path span that runs on past its word
 # joins the next request to it ("pkg/storage then display"). Inside a path's quote, white space is
 # no longer a legal char unless the goal has nothing else to start the path with (white space alone).
 IN_PATH = np.array([k[0] in ("path_quote0", "path_quote") for k in STATE_KEYS])
-AT_QUOTE_START = np.array([k[0] in ("quote0", "path_quote0") for k in STATE_KEYS])
+# A side of an identity (PROVE_ALGEBRA's lhs and rhs) copies only what the tool can parse
+# (text/algebra.side_positions): "h^2-k^2 and (h-k)*(h+k)" is two sides, not one.
+IN_SIDE = np.array([k[0] in ("side_quote0", "side_quote") for k in STATE_KEYS])
+AT_QUOTE_START = np.array([k[0] in ("quote0", "path_quote0", "side_quote0") for k in STATE_KEYS])
 # The step a "tool" state picks the tool of, or an "args" state (which may end the plan or
 # start the next step) belongs to; 0 for every other state. For the per-row step guidance.
 TOOL_STEP = np.array([k[1] if k[0] == "tool" else 0 for k in STATE_KEYS], np.int32)
@@ -156,6 +163,15 @@ def goal_bytes(goals: Sequence[str]) -> np.ndarray:
     out = np.full((len(raw), max(1, max(map(len, raw)))), -1, np.int32)
     for b, r in enumerate(raw):
         out[b, : len(r)] = list(r)
+    return out
+
+
+def side_positions(goal_BxG: np.ndarray) -> np.ndarray:
+    """bool [B, G]: the goal bytes (goal_bytes) an identity's side may copy (text/algebra.py)."""
+    out = np.zeros(goal_BxG.shape, bool)
+    for b, row in enumerate(np.asarray(goal_BxG)):
+        raw = bytes(int(x) for x in row[row >= 0])
+        out[b, : len(raw)] = algebra.side_positions(raw)
     return out
 
 
@@ -235,7 +251,7 @@ def _advance_match(goal_BxG, starts_BxG, match_BxG, tok_B, state_B):
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_new"))
 def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: int,
                        goal_BxG: jax.Array | None = None, budget_B: jax.Array | None = None,
-                       guide: tuple | None = None) -> jax.Array:
+                       guide: tuple | None = None, sides_BxG: jax.Array | None = None) -> jax.Array:
     """Greedy plan ids [B, max_new] that always parse: EOP EOS within max_new (within
     `budget_B` <= max_new tokens for each row, when given), PAD after. One compiled
     while-loop, which ends when every row has emitted EOS.
@@ -266,8 +282,11 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     budget_B = jnp.full((B,), max_new, jnp.int32) if budget_B is None else jnp.asarray(budget_B, jnp.int32)
     cost_SxV, next_SxV = jnp.asarray(_COST), jnp.asarray(NEXT_STATE)
     in_quote_S, in_path_S, at_start_S = jnp.asarray(IN_QUOTE), jnp.asarray(IN_PATH), jnp.asarray(AT_QUOTE_START)
+    in_side_S = jnp.asarray(IN_SIDE)
     if goal_BxG is None:
         goal_BxG = jnp.full((B, 1), -1, jnp.int32)
+    if sides_BxG is None:
+        sides_BxG = jnp.ones(goal_BxG.shape, bool)
     if guide is None:
         guide = guidance([None] * B)
     tools_BxK, min_steps_B, max_steps_B, picks_BxJ = (jnp.asarray(g, jnp.int32) for g in guide)
@@ -281,6 +300,11 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         t, carry, tok_B, state_B, match_BxG, out_BxT = val
         carry, logits_BxV = logits_fn(carry, tok_B, t)
         ok_BxV = cost_SxV[state_B] <= (budget_B - 1 - t)[:, None]
+        # Inside a side of an identity the span goes on only over what a side may hold (as a path
+        # over no white space, below: if nothing of the goal may start it, anything may).
+        side_BxG = match_BxG & sides_BxG
+        narrow_B = in_side_S[state_B] & (jnp.any(side_BxG, axis=1) | ~at_start_S[state_B])
+        match_BxG = jnp.where(narrow_B[:, None], side_BxG, match_BxG)
         chars_Bx256 = _span_chars(goal_BxG, match_BxG) | ~in_quote_S[state_B][:, None]
         word_Bx256 = chars_Bx256 & ~(in_path_S[state_B][:, None] & jnp.asarray(_IS_SPACE_256))
         keep_Bx1 = jnp.any(word_Bx256, axis=-1, keepdims=True) | ~at_start_S[state_B][:, None]

@@ -29,6 +29,8 @@ from pathlib import Path
 from gestalt_jax.agent.sandbox import WritesRefused
 from gestalt_jax.agent.tools.base import ERROR, FAILED, OK, Context, Item, Result, ToolError
 from gestalt_jax.agent.tools.files import walk
+from gestalt_jax.text import algebra
+from gestalt_jax.text.algebra import CONSTANTS, FUNCTIONS
 
 MAX_CHARS = 200        # per side
 MAX_EXPONENT = 100     # |numerator| and denominator of a numeric exponent
@@ -36,12 +38,8 @@ MAX_TERMS = 2000       # terms a subexpression may expand to (multinomial bound)
 MAX_BITS = 100_000     # bits of a number raised to a power
 COUNTEREXAMPLE_TRIES = 200
 _VALUES = (1, 2, -1, 3, 0, -2)  # small integers substituted for the free symbols, in this order
-FUNCTIONS = {"sin": "sin", "cos": "cos", "tan": "tan", "cot": "cot", "sec": "sec", "csc": "csc",
-             "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh",
-             "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log", "sqrt": "sqrt", "abs": "Abs"}
-CONSTANTS = {"pi": "pi", "E": "E"}
 _SYMPY_NAMES = ("Symbol", "Integer", "Float", "Rational", "Number", "Add", "Mul", "Pow")  # parse_expr's output
-_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-*/^()., \t")
+_ALLOWED = algebra.CHARS
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _VARIABLES = re.compile(r"[A-Za-z]+|[A-Za-z][0-9]+")  # 2ab: a product of one-letter variables; x1: one
 _PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(vars(builtins))
