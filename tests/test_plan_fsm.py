@@ -131,9 +131,27 @@ def test_a_path_is_one_word_of_the_goal(tool, arg, spaced):
     goals = ["Enumerate pkg/storage then display whatever comes first", "peek into the assets directory"] * (B // 2)
     ids_BxT = fsm.constrained_greedy(lambda c, tok, t: (c, jnp.broadcast_to(bias_V, (B, pv.VOCAB_SIZE))), None,
                                      jnp.zeros((B,), jnp.int32), 60, jnp.asarray(fsm.goal_bytes(goals)))
-    spans = [step["args"][arg] for ids in np.asarray(ids_BxT).tolist() for step in fsm.parse(ids)["steps"]
-             if arg in step["args"]]
-    assert len(spans) > B and all((" " in span) == spaced for span in spans), spans
+    # (the first step's: a later span may not start in an earlier one, test_spans_of_a_plan_do_not_overlap)
+    spans = [fsm.parse(ids)["steps"][0]["args"][arg] for ids in np.asarray(ids_BxT).tolist()]
+    assert len(spans) == B and all((" " in span) == spaced for span in spans), spans
+
+
+def test_spans_of_a_plan_do_not_overlap():
+    # Logits that want READ_FILE three times and "tox.ini" each time: the first takes it, the next
+    # ones start where no earlier span lies ("Open setup.cfg, tox.ini and noxfile.py").
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[[pv.TOOL_IDS[labels.TOOLS.index("READ_FILE")], pv.ARG_IDS["path"], pv.QUOTE]] = 9.0
+    bias_V[pv.STEP] = 4.0
+    bias_V[pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] = 3.0
+    bias_V[[pv.CHAR_OFFSET + ord(c) for c in "tox.ini"]] = 6.0
+    bias_V[pv.CHAR_OFFSET + ord("t")] = 7.0
+    logits_fn = lambda c, tok, t: (c, jnp.broadcast_to(bias_V, (B, pv.VOCAB_SIZE)))  # noqa: E731
+    goal_BxG = jnp.asarray(fsm.goal_bytes(["Open setup.cfg, tox.ini and noxfile.py"] * B))
+    guide = fsm.guidance(["COMPOSITE"] * B, [["READ_FILE"] * 3] * B)
+    ids_BxT = fsm.constrained_greedy(logits_fn, None, jnp.zeros((B,), jnp.int32), 80, goal_BxG, guide=guide)
+    for ids in np.asarray(ids_BxT).tolist():
+        paths = [step["args"]["path"] for step in fsm.parse(ids)["steps"]]
+        assert paths[0] == "tox.ini" and "tox.ini" not in paths[1:] and len(paths) == 3, paths
 
 
 def test_a_side_of_an_identity_is_what_the_tool_parses():
@@ -279,8 +297,17 @@ def test_fsm_accepts_every_training_plan():
     # (test_a_path_is_one_word_of_the_goal), and every side lies where the decode lets a side copy
     # from (test_a_side_of_an_identity_is_what_the_tool_parses).
     records = [r for name in ("train", "synthetic", "held_out") for r in examples.load_goals(TRAIN.with_stem(name))]
-    sides = 0
+    sides = several = 0
     for r in records:
+        # and no span of a plan starts inside an earlier one's first occurrence
+        # (test_spans_of_a_plan_do_not_overlap)
+        spans = [v.encode() for step in examples.goal_steps(r) for v in step["args"].values() if isinstance(v, str)]
+        taken = set()
+        for span in spans:
+            at = r["goal"].encode().find(span)
+            assert at not in taken, (r["goal"], span)
+            taken.update(range(at, at + len(span)))
+        several += len(spans) > 1
         ids = pv.encode_plan(examples.goal_steps(r))
         assert _walk(ids)[-1] == fsm.DONE, r["goal"]
         paths = [step["args"]["path"] for step in examples.goal_steps(r) if isinstance(step["args"].get("path"), str)]
@@ -292,7 +319,7 @@ def test_fsm_accepts_every_training_plan():
                 at = raw.find(side.encode())
                 assert ok[at : at + len(side.encode())].all(), (r["goal"], side)
                 sides += 1
-    assert sides > 8000
+    assert sides > 8000 and several > 6000
     think = pv.encode_plan([{"tool": "SEARCH", "args": {"pattern": "x"}}], think=["need", "find"])
     assert _walk(think)[-1] == fsm.DONE
     assert _walk(pv.encode_plan([{"tool": "TALK"}], think=[]))[-1] == fsm.DONE

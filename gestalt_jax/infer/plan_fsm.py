@@ -269,6 +269,11 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     With `goal_BxG` (`goal_bytes`), every quoted span is a substring of its row's goal that
     starts at a `span_starts` byte: inside a quote only bytes that continue some such occurrence
     are legal. ENDQUOTE stays legal after any char, so the budget argument above still holds.
+    A finished span takes its first occurrence in the goal, and no later span of the plan starts
+    inside it (unless nothing else may start one): a plan's arguments are different parts of the
+    request, and no plan of the built-in goal files with two spans or more (6,082) has one start
+    inside an earlier one ("tox.ini" for the third file of "Open setup.cfg, tox.ini and noxfile.py").
+    With `sides_BxG` (`side_positions`), a side of an identity copies only what a side may hold.
 
     With `guide = (tools_BxK, min_steps_B, max_steps_B, picks_BxJ)` (int32, `guidance`), a row's
     k-th tool is TOOLS[tools_BxK[b, k - 1]] where that is >= 0, its plan has between
@@ -293,15 +298,16 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
     starts_BxG = span_starts(goal_BxG)  # the goal is fixed: once, not at every decoded token
 
     def cond(val):
-        t, _, _, state_B, _, _ = val
+        t, state_B = val[0], val[3]
         return (t < max_new) & jnp.any(state_B != DONE)  # stop once every row has emitted EOS
 
     def step(val):
-        t, carry, tok_B, state_B, match_BxG, out_BxT = val
+        t, carry, tok_B, state_B, match_BxG, out_BxT, used_BxG, len_B = val
         carry, logits_BxV = logits_fn(carry, tok_B, t)
         ok_BxV = cost_SxV[state_B] <= (budget_B - 1 - t)[:, None]
         # Inside a side of an identity the span goes on only over what a side may hold (as a path
         # over no white space, below: if nothing of the goal may start it, anything may).
+        ends_BxG = match_BxG  # where each occurrence of the span so far ends (one past its last byte)
         side_BxG = match_BxG & sides_BxG
         narrow_B = in_side_S[state_B] & (jnp.any(side_BxG, axis=1) | ~at_start_S[state_B])
         match_BxG = jnp.where(narrow_B[:, None], side_BxG, match_BxG)
@@ -315,15 +321,26 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B, picks_BxJ, n_picks_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
-        match_BxG = _advance_match(goal_BxG, starts_BxG, match_BxG, tok_B, state_B)
+        # A span ends: its first occurrence in the goal is taken, and no later span starts in it.
+        in_quote_B = in_quote_S[state_B]
+        ended_B = in_quote_B & (tok_B == pv.ENDQUOTE) & jnp.any(ends_BxG, axis=1)
+        end_B = jnp.argmax(ends_BxG, axis=1)  # one past the first occurrence's last byte
+        g_G = jnp.arange(goal_BxG.shape[1])
+        span_BxG = (g_G[None, :] >= (end_B - len_B)[:, None]) & (g_G[None, :] < end_B[:, None])
+        used_BxG = used_BxG | (ended_B[:, None] & span_BxG)
+        len_B = jnp.where(in_quote_B, len_B + 1, 0)
+        free_BxG = starts_BxG & ~used_BxG
+        match_BxG = _advance_match(goal_BxG, jnp.where(jnp.any(free_BxG, axis=1, keepdims=True), free_BxG, starts_BxG),
+                                   match_BxG, tok_B, state_B)
         out_BxT = jax.lax.dynamic_update_slice(out_BxT, tok_B[:, None], (0, t))
-        return t + 1, carry, tok_B, next_SxV[state_B, tok_B], match_BxG, out_BxT
+        return t + 1, carry, tok_B, next_SxV[state_B, tok_B], match_BxG, out_BxT, used_BxG, len_B
 
     state_B = jnp.full((B,), START, jnp.int32)
     match_BxG = jnp.zeros(goal_BxG.shape, bool)
     out_BxT = jnp.full((B, max_new), pv.PAD, jnp.int32)
-    init = (jnp.int32(0), carry, last_B.astype(jnp.int32), state_B, match_BxG, out_BxT)
-    return jax.lax.while_loop(cond, step, init)[-1]
+    init = (jnp.int32(0), carry, last_B.astype(jnp.int32), state_B, match_BxG, out_BxT,
+            jnp.zeros(goal_BxG.shape, bool), jnp.zeros((B,), jnp.int32))
+    return jax.lax.while_loop(cond, step, init)[5]
 
 
 def guidance(intents: Sequence[str | None], steps: Sequence[Sequence[str] | None] | None = None,
