@@ -12,11 +12,14 @@ def get_config():
     # Two planner layers, not three: the same held-out plans (82.7%) and more held-out arguments
     # (67.6% against 63.5%) in 285 s of planner instead of 337 (BENCHMARKS.md, History, "The small
     # tier's recipe after packing").
-    # One planner and one policy: two planners (config.planner.members=2) got 86.7% of held-out plans
-    # against 83.9% alone in the mean of four pairs, three of each 94.0%, but two planners take the
-    # README main job to 1030 s, past the tier's 900 s (BENCHMARKS.md, History, "issue 19, eighth round").
-    # Two of 1100 steps fit (862 s) but got no more whole plans right (History, "issue 19, tenth round").
-    c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=1)
+    # Two planners and one policy. The README main job with them in a fresh clone of cd153bf took 817 s
+    # (brain 583 s then the policy 216 s on core 0, the planners 388 + 377 s on core 1) against 620 s
+    # for one planner, and `gestalt eval` gives held-out plans 89.5% against 88.0%, composites 28
+    # against 26 of 37, arguments 79.7% against 77.0%, whole plans 112 against 110 of 133, training
+    # goals 100% against 99.9% and val plans 92.5% against 90.0% (BENCHMARKS.md, History, "issue 19,
+    # eleventh round"). On a slower day the same job took 1030 s (at 5c49567, eighth round); two
+    # planners of 1100 steps (862 s) got no more whole plans than one (tenth round).
+    c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=2)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
     # examples, the planner's (160) about 2, the policy's (128) 2.6.
