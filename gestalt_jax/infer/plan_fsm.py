@@ -21,7 +21,13 @@ _CHARS = tuple(range(pv.CHAR_OFFSET, pv.CHAR_OFFSET + 256))
 _WORDS = tuple(pv.WORD_IDS.values())
 
 
+# Arguments whose value and quote are states of their own, named with a prefix (see IN_PATH, IN_SIDE).
 _VALUE_KIND = dict(path="path_value", lhs="side_value", rhs="side_value")
+_PREFIXES = ("path_", "side_")
+
+
+def _prefix(kind: str) -> str:
+    return next((p for p in _PREFIXES if kind.startswith(p)), "")
 
 
 def _transitions(key: tuple) -> dict[int, tuple]:
@@ -41,12 +47,12 @@ def _transitions(key: tuple) -> dict[int, tuple]:
     if kind == "tool":
         return {tid: ("args", s, labels.TOOL_ARGS[t]) for t, tid in zip(labels.TOOLS, pv.TOOL_IDS)}
     (rem,) = rem  # the arguments still allowed, in TOOL_ARGS order
-    if kind == "args":  # a path's and a side's value and quote are states of their own (see IN_PATH, IN_SIDE)
+    if kind == "args":
         out = {pv.ARG_IDS[a]: (_VALUE_KIND.get(a, "value"), s, rem[i + 1 :]) for i, a in enumerate(rem)}
         if s < labels.MAX_STEPS:
             out[pv.STEP] = ("tool", s + 1)
         return out | {pv.EOP: ("eop",)}
-    prefix = next((p for p in ("path_", "side_") if kind.startswith(p)), "")
+    prefix = _prefix(kind)
     kind = kind.removeprefix(prefix)
     if kind == "value":  # step 1 has no earlier step to reference
         return {pv.QUOTE: (prefix + "quote0", s, rem)} | ({pv.FROM: ("ref", s, rem)} if s > 1 else {})
@@ -112,17 +118,16 @@ def state_name(state: int) -> str:
 LogitsFn = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array]]
 
 # States inside a quoted span, where char tokens may be limited to substrings of the goal.
-IN_QUOTE = np.array([k[0] in ("quote0", "quote", "path_quote0", "path_quote", "side_quote0", "side_quote")
-                     for k in STATE_KEYS])
+IN_QUOTE = np.array([k[0].removeprefix(_prefix(k[0])) in ("quote0", "quote") for k in STATE_KEYS])
 # A path is one word of the goal: none of the built-in goals' paths (12,563 in train.jsonl,
 # synthetic.jsonl and held_out.jsonl) holds white space, and a path span that runs on past its word
 # joins the next request to it ("pkg/storage then display"). Inside a path's quote, white space is
 # no longer a legal char unless the goal has nothing else to start the path with (white space alone).
-IN_PATH = np.array([k[0] in ("path_quote0", "path_quote") for k in STATE_KEYS])
+IN_PATH = IN_QUOTE & np.array([_prefix(k[0]) == "path_" for k in STATE_KEYS])
 # A side of an identity (PROVE_ALGEBRA's lhs and rhs) copies only what the tool can parse
 # (text/algebra.side_positions): "h^2-k^2 and (h-k)*(h+k)" is two sides, not one.
-IN_SIDE = np.array([k[0] in ("side_quote0", "side_quote") for k in STATE_KEYS])
-AT_QUOTE_START = np.array([k[0] in ("quote0", "path_quote0", "side_quote0") for k in STATE_KEYS])
+IN_SIDE = IN_QUOTE & np.array([_prefix(k[0]) == "side_" for k in STATE_KEYS])
+AT_QUOTE_START = np.array([k[0].removeprefix(_prefix(k[0])) == "quote0" for k in STATE_KEYS])
 # The step a "tool" state picks the tool of, or an "args" state (which may end the plan or
 # start the next step) belongs to; 0 for every other state. For the per-row step guidance.
 TOOL_STEP = np.array([k[1] if k[0] == "tool" else 0 for k in STATE_KEYS], np.int32)

@@ -13,8 +13,10 @@ FUNCTIONS = {"sin": "sin", "cos": "cos", "tan": "tan", "cot": "cot", "sec": "sec
              "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log", "sqrt": "sqrt", "abs": "Abs"}
 CONSTANTS = {"pi": "pi", "E": "E"}
 CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-*/^()., \t")
+NOT_A_DECIMAL_POINT = r"\.(?![0-9])"  # a side's "." is only ever a decimal point
 _CHAR_BYTES = np.isin(np.arange(256), np.frombuffer("".join(sorted(CHARS)).encode("ascii"), np.uint8))
 _LETTERS = re.compile(rb"[A-Za-z]+")
+_LOOSE_DOT = re.compile(NOT_A_DECIMAL_POINT.encode())
 _NAMES = frozenset(n.encode("ascii") for n in (*FUNCTIONS, *CONSTANTS))
 
 
@@ -24,9 +26,8 @@ def side_positions(raw: bytes) -> np.ndarray:
     longer names functions or constants: the words around a side ("and", "equals", "identical")
     are not part of it. No side of the 8,828 in the built-in goal files holds a longer name or "="."""
     ok = _CHAR_BYTES[np.frombuffer(raw, np.uint8)].copy()
-    for i in range(len(raw)):
-        if raw[i : i + 1] == b"." and not raw[i + 1 : i + 2].isdigit():
-            ok[i] = False
+    for m in _LOOSE_DOT.finditer(raw):
+        ok[m.start()] = False
     for m in _LETTERS.finditer(raw):
         if len(m.group()) > 1 and m.group() not in _NAMES:
             ok[m.start() : m.end()] = False

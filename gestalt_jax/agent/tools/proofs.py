@@ -29,8 +29,7 @@ from pathlib import Path
 from gestalt_jax.agent.sandbox import WritesRefused
 from gestalt_jax.agent.tools.base import ERROR, FAILED, OK, Context, Item, Result, ToolError
 from gestalt_jax.agent.tools.files import walk
-from gestalt_jax.text import algebra
-from gestalt_jax.text.algebra import CONSTANTS, FUNCTIONS
+from gestalt_jax.text.algebra import CHARS, CONSTANTS, FUNCTIONS, NOT_A_DECIMAL_POINT
 
 MAX_CHARS = 200        # per side
 MAX_EXPONENT = 100     # |numerator| and denominator of a numeric exponent
@@ -39,7 +38,6 @@ MAX_BITS = 100_000     # bits of a number raised to a power
 COUNTEREXAMPLE_TRIES = 200
 _VALUES = (1, 2, -1, 3, 0, -2)  # small integers substituted for the free symbols, in this order
 _SYMPY_NAMES = ("Symbol", "Integer", "Float", "Rational", "Number", "Add", "Mul", "Pow")  # parse_expr's output
-_ALLOWED = algebra.CHARS
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _VARIABLES = re.compile(r"[A-Za-z]+|[A-Za-z][0-9]+")  # 2ab: a product of one-letter variables; x1: one
 _PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(vars(builtins))
@@ -57,10 +55,10 @@ def _check_text(side: str, text: str) -> str:
 
     if len(text) > MAX_CHARS:
         raise ToolError(f"{side} {text[:40]!r}...: longer than {MAX_CHARS} characters; state a smaller identity")
-    bad = sorted(set(text) - _ALLOWED)
+    bad = sorted(set(text) - CHARS)
     if bad:
         refuse(f"{bad[0]!r} is not allowed; use letters, digits, spaces and + - * / ^ ( ) . ,")
-    if re.search(r"\.(?![0-9])", text):
+    if re.search(NOT_A_DECIMAL_POINT, text):
         refuse("'.' may only be a decimal point")
     for match in _NAME.finditer(text):
         name = match.group()
