@@ -74,7 +74,7 @@ def main(argv):
         held, examples = 0, []
         for _ in range(_BATCHES.value):
             batch = next(it)
-            held += sum(int(np.count_nonzero(batch[k])) for k in spec.layout.segment_keys)
+            held += sum(int(np.count_nonzero(batch[k])) for k in spec.layout.token_keys)
             examples.append(packing.count_examples(batch, spec.layout))
         print(f"| {name} | packed, {rows} rows | {held / (_BATCHES.value * rows * maxima.sum()):.1%} | 1 | "
               f"{np.mean(examples):.1f} |", flush=True)

@@ -107,9 +107,9 @@ def main(argv):
                             real.append(float(metrics["tokens"]) / float(metrics["positions"]))
                             examples.append(packing.count_examples(local, spec.layout))
                 step_s, share = statistics.median(times), statistics.mean(real)
-                positions = sum(local[k].size for k in spec.layout.segment_keys)
+                positions = sum(local[k].size for k in spec.layout.token_keys)
                 mb, _ = perf.compiled_cost(next(iter(steps.compiled.values())))
-                shape = " + ".join(f"{local[k].shape[0]}x{local[k].shape[1]}" for k in spec.layout.segment_keys)
+                shape = " + ".join(f"{local[k].shape[0]}x{local[k].shape[1]}" for k in spec.layout.token_keys)
                 print(f"| {tier} | {name} | {layout} | {shape} | {statistics.mean(examples):.1f} | "
                       f"{step_s * 1e3:,.1f} | {share * positions / step_s:,.0f} | {positions / step_s:,.0f} | "
                       f"{steps.flops * share / step_s / peak:.1%} | {steps.flops / step_s / peak:.1%} | "

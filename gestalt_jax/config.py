@@ -168,6 +168,10 @@ def base() -> ml_collections.ConfigDict:
     c.sft.concept_noise_ramp_frac = 0.0  # share of steps over which that noise ramps up from 0
     c.sft.talk_metrics = True     # False: brain SFT ends without the talk metrics (`gestalt eval` still measures them)
     c.planner_sft = _phase(steps=200, batch_size=16, eval_every=50)
+    # Positions of a packed row whose plan tokens are trained (the loss's targets): the LM and copy
+    # heads run at these alone, not at the goal's positions, whose logits nothing reads. An example
+    # whose plan would overflow them starts a new row. 0: the row's length (planner.max_len).
+    c.planner_sft.trained_len = 0
     c.policy_sft = _phase(steps=200, batch_size=16, eval_every=50)
 
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: the remaining devices
@@ -384,6 +388,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int | None = None,
         need(0 <= p.select_from <= 1, f"{phase}.select_from", "must lie in [0, 1]")
         for k in ("batch_size", "segments", "accum_steps", "steps", "eval_every", "patience", "keep_checkpoints"):
             need(p[k] >= 1, f"{phase}.{k}", "must be >= 1")
+    need(0 <= c.planner_sft.trained_len <= c.planner.max_len, "planner_sft.trained_len",
+         f"must lie in [0, planner.max_len={c.planner.max_len}] (0: planner.max_len)")
     need(c.planner.vocab_size == plan_vocab.VOCAB_SIZE, "planner.vocab_size",
          f"the plan vocabulary has {plan_vocab.VOCAB_SIZE} tokens (text/plan_vocab.py); it is not a choice")
     need(0 <= c.planner.clause_steps_conf <= 1, "planner.clause_steps_conf", "must lie in [0, 1]")

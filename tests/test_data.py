@@ -389,6 +389,17 @@ def test_trained_prompt_position_is_named_by_row(real_batches):
         masks.validate("planner", bad)
 
 
+def test_the_row_of_trained_positions_must_name_each_trained_position(real_batches):
+    batch = real_batches["planner"][0]
+    with pytest.raises(ex.DataError, match=r"'trained positions: one per trained position' failed at batch row 2"):
+        masks.validate("planner", corrupt(batch, "trained_seg", (2, 0), 0))
+    at = batch["trained_at"].copy()
+    at[3, 0] += 1  # the loss would read the position after a trained one
+    with pytest.raises(ex.DataError, match=r"'trained positions: each trained position, in order' failed at "
+                                           r"batch row 3"):
+        masks.validate("planner", dict(batch, trained_at=at))
+
+
 def test_an_example_seeing_across_rows_is_named(real_batches):
     batch = real_batches["policy"][0]
     seg = batch["goal_seg"].copy()

@@ -43,6 +43,22 @@ def test_first_fit_in_order_with_slots_offsets_and_padding():
     np.testing.assert_array_equal(batch["at"], [[3, 4 + 2, 7 + 1], [6, 7 + 2, 0]])
 
 
+def test_positions_laid_along_a_row_move_with_their_example_and_count_as_no_tokens():
+    layout = packing.Layout(groups=dict(a=(10, ("x",)), at=(4, ("where",))), segments=3,
+                            offsets=dict(where="a"), index_groups=("at",))
+    packer = packing.Packer(layout, rows=1)
+    for n_a, where in ((4, [1, 3]), (3, [0]), (2, [1])):
+        assert packer.add(dict(x=np.ones(n_a, np.int32), where=np.array(where, np.int32)))
+    assert not packer.add(dict(x=np.ones(1, np.int32), where=np.array([0], np.int32)))  # 3 slots used
+    batch = packer.batch()
+    np.testing.assert_array_equal(batch["where"], [[1, 3, 4 + 0, 7 + 1]])
+    np.testing.assert_array_equal(batch["at_seg"], [[1, 1, 2, 3]])
+    assert layout.token_keys == ("a_seg",) and layout.segment_keys == ("a_seg", "at_seg")
+    full = packing.Packer(layout, rows=1)
+    assert full.add(dict(x=np.ones(1, np.int32), where=np.arange(4, dtype=np.int32)))
+    assert not full.add(dict(x=np.ones(1, np.int32), where=np.array([0], np.int32)))  # its row of 4 is full
+
+
 def test_segment_cap_and_an_example_longer_than_a_row():
     packer = packing.Packer(LAYOUT, rows=1)
     assert all(packer.add(_example(1, 1, i)) for i in range(3))
@@ -136,6 +152,37 @@ def test_packed_policy_matches_each_example_alone():
         for head in ("span_start", "span_end"):
             np.testing.assert_allclose(out[head][row, slot][:, pos], want[head][0][:, shift:L], atol=2e-4)
             assert np.all(np.delete(np.asarray(out[head][row, slot]), pos, axis=1) <= -1e8)  # others: never
+
+
+@pytest.mark.parametrize("trained_len", [0, 40])
+def test_planner_heads_at_the_trained_positions_are_the_full_logits_there(trained_len):
+    """Training runs the planner's heads at the trained positions alone (planner_sft.trained_len):
+    their logits, and so the loss and its gradient, are those of the full [B, T, V] there."""
+    c = config_lib.load_tier("test")
+    c.planner_sft.trained_len = trained_len
+    goals = ex.load_goals(c.data.goals_file)[:6]
+    batch, _ = _pack(c, "planner", goals)
+    assert batch["trained_at"].shape[1] == (trained_len or c.planner.max_len)
+    planner = build_planner(c)
+    params = _params(planner, batch["inputs"], None, None, batch["plan_seg"])
+    apply = jax.jit(planner.apply)
+    full_BxTxV = apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"])
+    at_BxPxV = apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"], at_BxP=batch["trained_at"])
+    filled_BxP = np.asarray(batch["trained_seg"]) > 0
+    want = np.take_along_axis(np.asarray(full_BxTxV), np.asarray(batch["trained_at"])[..., None], axis=1)
+    np.testing.assert_allclose(np.asarray(at_BxPxV)[filled_BxP], want[filled_BxP], atol=2e-4)
+
+    _, loss_fn = losses.component(c, "planner", train=False)
+
+    def full_loss(p):
+        logits = planner.apply({"params": p}, batch["inputs"], segments_BxT=batch["plan_seg"])
+        return losses.weighted_ce(logits, batch["targets"], batch["weights"])
+    (loss, aux), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params, batch, jax.random.key(0))
+    want_loss, want_grads = jax.jit(jax.value_and_grad(full_loss))(params)
+    np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-5)
+    np.testing.assert_allclose(float(aux["weight"]), float(np.sum(batch["weights"])), rtol=1e-6)
+    for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["brain", "planner", "policy"])

@@ -110,9 +110,10 @@ def _surface(goal: str, values: list[str], rng: np.random.Generator) -> str:
     return goal
 
 
-def augment(record: dict, rng: np.random.Generator) -> dict:
+def augment(record: dict, rng: np.random.Generator, fits=None) -> dict:
     """A rewritten copy of a labelled goal with the same intent and actions; `record` itself
-    when the rewrite would not be a valid labelled goal."""
+    when the rewrite would not be a valid labelled goal, or when `fits` (a predicate of the
+    rewrite, e.g. that its plan fits the planner's row of trained positions) refuses it."""
     goal = record["goal"]
     args = [dict(a) for a in record.get("args") or []]
     for step_args in args:
@@ -130,7 +131,7 @@ def augment(record: dict, rng: np.random.Generator) -> dict:
     values = [v for a in args for v in a.values() if isinstance(v, str)]
     goal = _surface(goal, values, rng)
     out = dict(record, goal=goal, args=args) if args else dict(record, goal=goal)
-    return record if examples.goal_problem(out) else out
+    return record if examples.goal_problem(out) or (fits is not None and not fits(out)) else out
 
 
 def talk_prompt(pair: dict, rng: np.random.Generator) -> dict:

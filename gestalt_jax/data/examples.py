@@ -189,11 +189,15 @@ def _planner_ids(record: dict, max_len: int) -> tuple[list[int], int]:
 
 def planner_example(record: dict, max_len: int) -> dict[str, np.ndarray]:
     """inputs/targets/weights [T <= max_len]: prompt + plan shifted by one, weights from
-    plan_vocab (0 on the prompt, 0.1 on the first STEP)."""
+    plan_vocab (0 on the prompt, 0.1 on the first STEP); trained_at/trained_targets/trained_weights
+    [P]: the positions whose weight is not 0, their targets and weights (what the loss reads)."""
     ids, prompt_len = _planner_ids(record, max_len)
     ids_T1 = np.array(ids, np.int32)
     weights_T1 = plan_vocab.loss_weights(ids_T1, prompt_len)
-    return dict(inputs=ids_T1[:-1], targets=ids_T1[1:], weights=weights_T1[1:])
+    targets_T, weights_T = ids_T1[1:], weights_T1[1:]
+    at_P = np.flatnonzero(weights_T).astype(np.int32)
+    return dict(inputs=ids_T1[:-1], targets=targets_T, weights=weights_T,
+                trained_at=at_P, trained_targets=targets_T[at_P], trained_weights=weights_T[at_P])
 
 
 def planner_truncated(record: dict, max_len: int) -> list[str]:
@@ -205,10 +209,32 @@ def planner_truncated(record: dict, max_len: int) -> list[str]:
     return [f"prompt+plan > max_len+1={max_len + 1} tokens (the goal's end kept)"] if too_long else []
 
 
+def plan_trains(record: dict, max_len: int) -> int:
+    """How many positions of a planner example the loss reads (at most): its plan's tokens."""
+    return min(len(_plan_ids(record)), max_len)
+
+
+def plan_fits(record: dict, max_len: int, trained_len: int) -> bool:
+    return plan_trains(record, max_len) <= trained_len
+
+
+def check_trained_len(records: Sequence[dict], max_len: int, trained_len: int) -> None:
+    """Every plan's trained positions fit a packed row's `trained_len` (planner_sft.trained_len);
+    else a DataError naming the first record whose plan does not and the setting that would do."""
+    for r in records:
+        if not plan_fits(r, max_len, trained_len):
+            n = plan_trains(r, max_len)
+            longest = max(plan_trains(x, max_len) for x in records)
+            raise DataError(f"{where(r)}: its plan trains {n} positions, more than planner_sft.trained_len="
+                            f"{trained_len} (the positions of a packed row the planner's loss reads); set "
+                            f"--config.planner_sft.trained_len={longest} (the longest here) or 0 (planner.max_len)")
+
+
 def planner_batch(records: Sequence[dict], max_len: int) -> dict[str, np.ndarray]:
     """Unpacked: inputs/targets/weights [B, max_len], right-padded."""
-    return stack([_padded(planner_example(r, max_len), max_len, dict(inputs=plan_vocab.PAD,
-                                                                     targets=plan_vocab.PAD)) for r in records])
+    return stack([_padded(planner_example(r, max_len), max_len,
+                          dict(inputs=plan_vocab.PAD, targets=plan_vocab.PAD, trained_targets=plan_vocab.PAD))
+                  for r in records])
 
 
 def _padded(example: dict, length: int, fill: dict) -> dict:

@@ -131,9 +131,31 @@ def _planner(batch: dict) -> dict:
     _fail("planner", "the first STEP target weighs 0.1, later ones 1",
           step & ~np.isclose(w, np.where(first, 0.1, 1.0)),
           "a STEP target weighted other than 0.1 (the plan's first token) or 1 (a later step)")
+    _trained_row(batch, trained)
     n_ex = max(1, int(_slots(seg, n).sum()))
     return dict(trained_share=share, examples=float(n_ex), prompt_len=float(np.sum(in_prompt) / n_ex),
                 plan_len=float(np.sum((seg > 0) & ~in_prompt) / n_ex), filled=float(np.mean(seg > 0)))
+
+
+def _trained_row(batch: dict, trained_BxL: np.ndarray) -> None:
+    """The row of trained positions beside each row (what the loss reads) names every trained
+    position of its row once, in order, in its example's slot, with its target and weight."""
+    at, seg = np.asarray(batch["trained_at"]), np.asarray(batch["trained_seg"])
+    filled = seg > 0
+    _fail("planner", "trained positions: one per trained position", filled.sum(1) != trained_BxL.sum(1),
+          "the row of trained positions does not hold as many as the row has")
+    B, L = trained_BxL.shape
+    for b in range(B):
+        want = np.flatnonzero(trained_BxL[b])
+        got = at[b][filled[b]]
+        if not np.array_equal(got, want):
+            _fail("planner", "trained positions: each trained position, in order", np.arange(B) == b,
+                  f"positions {got[:8].tolist()}... where {want[:8].tolist()}... are trained")
+        for name, full in (("trained_targets", "targets"), ("trained_weights", "weights"),
+                           ("trained_seg", "plan_seg")):
+            if not np.array_equal(np.asarray(batch[name])[b][filled[b]], np.asarray(batch[full])[b][want]):
+                _fail("planner", f"trained positions: {name} as {full}", np.arange(B) == b,
+                      f"{name} differs from {full} at the trained positions")
 
 
 def _policy(batch: dict) -> dict:

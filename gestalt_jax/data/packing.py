@@ -34,19 +34,28 @@ class Layout:
     groups: group -> (row length, the example arrays laid along that row).
     fill: the padding value of each array (0 where not given).
     per_example: arrays with one value (or one fixed-size vector) per example.
-    offsets: per-example arrays holding positions in a group's sequence, shifted by the
-    example's start in its row.
+    offsets: arrays (per-example, or laid along a group's row) holding positions in a group's
+    sequence, shifted by the example's start in that group's row.
+    index_groups: groups whose rows hold positions of another group's row rather than tokens of
+    their own (the planner's trained positions); they fill rows like any group but are not
+    counted as tokens.
     """
     groups: dict[str, tuple[int, tuple[str, ...]]]
     segments: int
     fill: dict[str, int] = dataclasses.field(default_factory=dict)
     per_example: tuple[str, ...] = ()
     offsets: dict[str, str] = dataclasses.field(default_factory=dict)
+    index_groups: tuple[str, ...] = ()
 
     @property
     def segment_keys(self) -> tuple[str, ...]:
         """The batch's slot arrays, one per group."""
         return tuple(g + SEG for g in self.groups)
+
+    @property
+    def token_keys(self) -> tuple[str, ...]:
+        """The slot arrays of the groups that hold tokens (every group but the index groups)."""
+        return tuple(g + SEG for g in self.groups if g not in self.index_groups)
 
     def length(self, example: dict, group: str) -> int:
         return len(example[self.groups[group][1][0]])
@@ -100,13 +109,15 @@ class Packer:
         at = {g: np.zeros(R, np.int64) for g in layout.groups}
         slot = np.zeros(R, np.int64)
         for row, example in self.placed:
-            start = {}
+            start = {g: at[g][row] for g in layout.groups}
             for g, (_, names) in layout.groups.items():
-                a, n = at[g][row], layout.length(example, g)
+                a, n = start[g], layout.length(example, g)
                 for name in names:
-                    out[name][row, a:a + n] = example[name]
+                    value = example[name]
+                    if name in layout.offsets:
+                        value = value + start[layout.offsets[name]].astype(value.dtype)
+                    out[name][row, a:a + n] = value
                 out[g + SEG][row, a:a + n] = slot[row] + 1
-                start[g] = a
                 at[g][row] += n
             for name in layout.per_example:
                 value = np.asarray(example[name])

@@ -14,7 +14,10 @@ from gestalt_jax.text import labels, plan_vocab
 
 
 class Planner(nn.Module):
-    """Logits [B, T, V] for right-padded plan-vocabulary ids; KV cache when decode=True.
+    """Logits [B, T, V] for right-padded plan-vocabulary ids; KV cache when decode=True. With
+    `at_BxP` (training), the logits [B, P, V] of those positions only: the LM and copy heads, the
+    n-gram bag's projection and the clause reader run at the positions the loss reads (the plan's)
+    rather than at every goal byte, and each is exactly what it would be in the full [B, T, V].
 
     Char tokens only ever appear in a plan inside a quote, and a quote is a span of the goal,
     so their logits come from a copy head rather than the LM head: the logit of byte c is the
@@ -40,7 +43,7 @@ class Planner(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, ids_BxT, positions_BxT=None, rope_len=None, segments_BxT=None):
+    def __call__(self, ids_BxT, positions_BxT=None, rope_len=None, segments_BxT=None, at_BxP=None):
         cfg = self.cfg
         B, T = ids_BxT.shape
         if positions_BxT is None:
@@ -74,14 +77,18 @@ class Planner(nn.Module):
         bag_BxSxD = NgramBag(self.ngram_buckets, cfg, pool="prefix", name="ngrams")(source_BxS, source_BxS >= 0,
                                                                                    segments_BxT)
         bag_BxTxD = jax.lax.dynamic_slice_in_dim(bag_BxSxD, offset, T, axis=1)
+        step_BxT = self._step_number(ids_BxT, segments_BxT, initialised)
+        k_BxTxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "copy_key")(h_BxTxD)  # every position is a source
+        if at_BxP is not None:  # the heads read only these positions: from here on T means P
+            h_BxTxD, bag_BxTxD, step_BxT, causal_BxTxS = (_at(x, at_BxP) for x in (h_BxTxD, bag_BxTxD, step_BxT,
+                                                                                  causal_BxTxS))
         lm_in_BxTxD = h_BxTxD + dense(cfg.d_model, ("mlp", "embed"), cfg, "ngram_proj")(bag_BxTxD)
         lm_in_BxTxD = lm_in_BxTxD + ClauseReader(self.ngram_buckets, cfg, name="clauses")(
-            h_BxTxD, self._step_number(ids_BxT, segments_BxT, initialised), source_BxS, clause_BxS, causal_BxTxS)
+            h_BxTxD, step_BxT, source_BxS, clause_BxS, causal_BxTxS)
         logits_BxTxV = dense(plan_vocab.VOCAB_SIZE, ("embed", "vocab"), cfg, "lm_head")(lm_in_BxTxD)
         logits_BxTxV = logits_BxTxV.astype(jnp.float32)
 
         q_BxTxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "copy_query")(h_BxTxD)
-        k_BxTxD = dense(cfg.d_model, ("embed", "mlp"), cfg, "copy_key")(h_BxTxD)
         k_BxSxD = self._key_cache(k_BxTxD, initialised) if self.decode else k_BxTxD
         scores_BxTxS = jnp.einsum("btd,bsd->bts", q_BxTxD, k_BxSxD,
                                   preferred_element_type=jnp.float32) / jnp.sqrt(cfg.d_model)
@@ -143,6 +150,13 @@ class Planner(nn.Module):
         k_BxSxD = jnp.concatenate([ck.value, k_BxTxD], axis=1)
         ck.value = k_BxSxD[:, T:]
         return k_BxSxD
+
+
+def _at(x_BxTx, at_BxP):
+    """x at positions `at_BxP` of its axis 1 [B, P, ...] (a leading axis of 1 is broadcast to B)."""
+    B = at_BxP.shape[0]
+    x_BxTx = jnp.broadcast_to(x_BxTx, (B,) + x_BxTx.shape[1:])
+    return jnp.take_along_axis(x_BxTx, at_BxP.reshape(at_BxP.shape + (1,) * (x_BxTx.ndim - 2)), axis=1)
 
 
 def clause_index(ids_BxT, positions_BxT):

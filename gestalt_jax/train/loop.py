@@ -190,7 +190,7 @@ class CompiledSteps:
             spec, p = self.spec, self.p
             fn = step_lib.make_train_step(self.loss_fn, self.optimizer, p.accum_steps,
                                           spec.prepare(with_memory) if spec.prepare else None,
-                                          spec.absorb, token_keys=spec.layout.segment_keys)
+                                          spec.absorb, token_keys=spec.layout.token_keys)
             jitted = jax.jit(fn, in_shardings=(self.shardings, None), out_shardings=(self.shardings, None),
                              donate_argnums=0)
             t = time.perf_counter()

@@ -64,12 +64,15 @@ def _teacher_forced_exact(logits_BxTxV, targets_BxT, weights_BxT, segments_BxT, 
 
 
 def planner_loss(model: nn.Module, segments: int) -> LossFn:
+    """Plan CE at the trained positions of packed rows: the model's heads run at
+    batch['trained_at'] alone (the row of trained positions beside each row, data/packing.py)."""
     def loss(params, batch, rng):
-        logits = model.apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"],
-                             rngs={"dropout": rng})
-        ce = weighted_ce(logits, batch["targets"], batch["weights"])
-        return ce, dict(loss=ce, weight=_weight(batch["weights"]),
-                        **_teacher_forced_exact(logits, batch["targets"], batch["weights"], batch["plan_seg"],
+        logits_BxPxV = model.apply({"params": params}, batch["inputs"], segments_BxT=batch["plan_seg"],
+                                   at_BxP=batch["trained_at"], rngs={"dropout": rng})
+        targets_BxP, weights_BxP = batch["trained_targets"], batch["trained_weights"]
+        ce = weighted_ce(logits_BxPxV, targets_BxP, weights_BxP)
+        return ce, dict(loss=ce, weight=_weight(weights_BxP),
+                        **_teacher_forced_exact(logits_BxPxV, targets_BxP, weights_BxP, batch["trained_seg"],
                                                 segments))
     return loss
 

@@ -85,9 +85,13 @@ def layout(c: ml_collections.ConfigDict, name: str) -> packing.Layout:
                               segments=c.sft.segments,
                               fill=dict(enc=byte_tok.PAD, dec_in=byte_tok.PAD, dec_tgt=byte_tok.PAD))
     if name == "planner":
-        return packing.Layout(groups=dict(plan=(c.planner.max_len, ("inputs", "targets", "weights"))),
+        # Beside each row of prompt and plan, a row of the positions the loss trains (planner_sft.trained_len).
+        trained = c.planner_sft.trained_len or c.planner.max_len
+        return packing.Layout(groups=dict(plan=(c.planner.max_len, ("inputs", "targets", "weights")),
+                                          trained=(trained, ("trained_at", "trained_targets", "trained_weights"))),
                               segments=c.planner_sft.segments,
-                              fill=dict(inputs=plan_vocab.PAD, targets=plan_vocab.PAD))
+                              fill=dict(inputs=plan_vocab.PAD, targets=plan_vocab.PAD, trained_targets=plan_vocab.PAD),
+                              offsets=dict(trained_at="plan"), index_groups=("trained",))
     if name == "policy":
         return packing.Layout(groups=dict(goal=(c.policy.max_len, ("ids",))), segments=c.policy_sft.segments,
                               fill=dict(ids=byte_tok.PAD), per_example=examples.POLICY_LABELS,
@@ -222,13 +226,20 @@ def goal_spec(c: ml_collections.ConfigDict, name: str, member: int = 0) -> Phase
         chat = [examples.chat_goal(p) for p in pairs]
         examples.warn_truncated(chat, functools.partial(truncated, max_len=max_len))
         sources.append((chat, weight))
+    if name == "planner" and c.planner_sft.trained_len:
+        examples.check_trained_len([r for records, _ in sources for r in records] + val, max_len,
+                                   c.planner_sft.trained_len)
     spec = PhaseSpec(name, phase, sources, val, example_fn(c, name), layout(c, name), member=member)
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     spec.score = functools.partial(exact_score, key="val_exact", n=len(val))
     spec.score_name = "val error (+ val loss tie-break)"
     if c.data.goal_augment > 0:
-        spec.augment = functools.partial(augment.sometimes, p=c.data.goal_augment)
+        rewrite = augment.augment
+        if name == "planner" and c.planner_sft.trained_len:  # a longer argument may not outgrow the row
+            rewrite = functools.partial(augment.augment, fits=functools.partial(
+                examples.plan_fits, max_len=c.planner.max_len, trained_len=c.planner_sft.trained_len))
+        spec.augment = functools.partial(augment.sometimes, p=c.data.goal_augment, rewrite=rewrite)
     return spec
 
 
