@@ -50,8 +50,8 @@ def get_config():
     c.planner_sft.update(steps=1500, lr=2e-3, eval_every=200, select_from=1.0)
     # The planner's heads at 80 positions of each 160-position row, the ones the loss reads (the
     # built-in goals' longest plan trains 75; a row holds about 30): 10.2 GFLOP a step instead of
-    # 11.7, 265 ms instead of 296 on one core (BENCHMARKS.md, "The planner's heads at the trained
-    # positions"); the same loss.
+    # 11.7, 265 ms instead of 296 on one core; in the README main job the planner phases took 349 + 347 s
+    # against 380 + 377 (BENCHMARKS.md, History, "issue 19, twelfth round"); the same loss.
     c.planner_sft.trained_len = 80
     c.policy_sft.update(steps=1500, lr=2e-3, patience=10, eval_every=200, select_from=1.0)
     # The talk metrics reply to every training prompt of the built-in corpus (596 after the val
