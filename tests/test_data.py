@@ -389,6 +389,16 @@ def test_trained_prompt_position_is_named_by_row(real_batches):
         masks.validate("planner", bad)
 
 
+def test_a_plan_longer_than_the_row_of_trained_positions_is_named_with_the_setting_that_holds_it():
+    c = config.load_tier("test")
+    goals = ex.load_goals(c.data.goals_file)
+    longest = max(ex.plan_trains(g, c.planner.max_len) for g in goals)
+    ex.check_trained_len(goals, c.planner.max_len, longest)
+    with pytest.raises(ex.DataError, match=rf"train\.jsonl:\d+: its plan trains \d+ positions, more than "
+                                           rf"planner_sft\.trained_len={longest - 1} .*trained_len={longest} "):
+        ex.check_trained_len(goals, c.planner.max_len, longest - 1)
+
+
 def test_the_row_of_trained_positions_must_name_each_trained_position(real_batches):
     batch = real_batches["planner"][0]
     with pytest.raises(ex.DataError, match=r"'trained positions: one per trained position' failed at batch row 2"):

@@ -113,19 +113,19 @@ class Packer:
             for g, (_, names) in layout.groups.items():
                 a, n = start[g], layout.length(example, g)
                 for name in names:
-                    value = example[name]
-                    if name in layout.offsets:
-                        value = value + start[layout.offsets[name]].astype(value.dtype)
-                    out[name][row, a:a + n] = value
+                    out[name][row, a:a + n] = _shifted(layout, name, example[name], start)
                 out[g + SEG][row, a:a + n] = slot[row] + 1
                 at[g][row] += n
             for name in layout.per_example:
-                value = np.asarray(example[name])
-                if name in layout.offsets:
-                    value = value + start[layout.offsets[name]].astype(value.dtype)
-                out[name][row, slot[row]] = value
+                out[name][row, slot[row]] = _shifted(layout, name, np.asarray(example[name]), start)
             slot[row] += 1
         return out
+
+
+def _shifted(layout: Layout, name: str, value: np.ndarray, start: dict) -> np.ndarray:
+    """An example's array as placed in its row: positions (layout.offsets) moved by where the
+    example starts in the group they index."""
+    return value + start[layout.offsets[name]].astype(value.dtype) if name in layout.offsets else value
 
 
 def count_examples(batch: dict, layout: Layout) -> int:

@@ -95,6 +95,8 @@ def run_phase(c: ml_collections.ConfigDict, spec: PhaseSpec, workdir: Path, resu
     val_batches = pipeline.eval_batches(spec.val, spec.example_fn, spec.layout, p.batch_size, pid, nproc)
     fit_batches = (pipeline.eval_batches(spec.fit, spec.example_fn, spec.layout, p.batch_size, pid, nproc)
                    if spec.fit else [])
+    if spec.check is not None:
+        spec.check()
     check_masks(c, spec, val_batches[0][0])
     train_iter = train_iterator(c, spec)
 

@@ -45,6 +45,7 @@ class PhaseSpec:
     grad_exempt: Callable[[bool, dict], Callable[[str], bool]] = lambda with_memory, batch: grad_check.NOTHING
 
     augment: pipeline.Augment | None = None     # rewrites each drawn training record
+    check: Callable[[], None] | None = None     # raises a DataError for data training cannot take (run_phase's start)
     fit: list[dict] = dataclasses.field(default_factory=list)  # training records scored at each evaluation
     corpus_sources: int | None = None           # brain: the leading sources that are talk files (not paraphrases)
     # What picks the best checkpoint and drives early stopping: a function of the evaluation's
@@ -226,10 +227,10 @@ def goal_spec(c: ml_collections.ConfigDict, name: str, member: int = 0) -> Phase
         chat = [examples.chat_goal(p) for p in pairs]
         examples.warn_truncated(chat, functools.partial(truncated, max_len=max_len))
         sources.append((chat, weight))
-    if name == "planner" and c.planner_sft.trained_len:
-        examples.check_trained_len([r for records, _ in sources for r in records] + val, max_len,
-                                   c.planner_sft.trained_len)
     spec = PhaseSpec(name, phase, sources, val, example_fn(c, name), layout(c, name), member=member)
+    if name == "planner" and c.planner_sft.trained_len:  # at training's start, not at every load
+        spec.check = functools.partial(examples.check_trained_len, [r for records, _ in sources for r in records] + val,
+                                       max_len, c.planner_sft.trained_len)
     if name == "policy":
         spec.grad_exempt = policy_grad_exempt
     spec.score = functools.partial(exact_score, key="val_exact", n=len(val))
