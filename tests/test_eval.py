@@ -258,3 +258,14 @@ def test_a_quoted_argument_loses_its_loose_end_and_nothing_else():
     values = [v for r in labelled for a in (r.get("args") or []) for v in a.values() if isinstance(v, str)]
     assert len(values) > 36000
     assert [s["args"]["text"] for s in decide_lib.trimmed(plan(*values))["steps"]] == values
+
+
+def test_a_planner_saved_before_goal_both_ways_is_rebuilt_reading_the_goal_causally():
+    """A checkpoint's config saved before planner.goal_both_ways existed was trained with the goal
+    read causally: it is rebuilt so, though today's default reads it both ways."""
+    saved = json.loads(json.dumps(config_lib.base().to_dict()))  # as saved beside a checkpoint
+    assert trained_lib.saved_onto_base(saved).planner.goal_both_ways is True
+    del saved["planner"]["goal_both_ways"]
+    assert trained_lib.saved_onto_base(saved).planner.goal_both_ways is False
+    saved["planner"]["layers"] = 3  # and the values it has are kept
+    assert trained_lib.saved_onto_base(saved).planner.layers == 3

@@ -141,7 +141,7 @@ def test_kv_cache_decoder_matches_full_forward(brain_parts, train_len):
 
 
 def test_kv_cache_planner_matches_full_forward(cfg):
-    planner = build_planner(cfg)
+    planner = build_planner(cfg).clone(goal_both_ways=False)  # token by token from the first
     tokens = jax.random.randint(jax.random.key(6), (3, 12), 0, 300)
     params = _init(planner, tokens)
     want = _run(planner, {"params": params}, tokens)
@@ -191,3 +191,38 @@ def test_concept_noise_conditions_training_only(cfg):
     served, _ = brain.apply({"params": params}, enc, dec_in)
     unnoised, _ = brain.clone(concept_noise=0.0).apply({"params": params}, enc, dec_in)
     np.testing.assert_array_equal(served, unnoised)
+
+
+def test_planner_reading_the_goal_both_ways_decodes_as_it_trains(cfg):
+    """With planner.goal_both_ways the goal's bytes see the words after them, in training's
+    forward and in decoding (the goal whole in the prefill, then one token a step) alike."""
+    from gestalt_jax.data import examples as ex
+    from gestalt_jax.text import plan_vocab as pv
+
+    c = cfg.copy_and_resolve_references()
+    c.planner.goal_both_ways = True
+    planner = build_planner(c)
+    goals = ex.load_goals(c.data.goals_file)[:3]
+    ids = jnp.asarray(ex.planner_batch(goals, c.planner.max_len)["inputs"])
+    params = _init(planner, ids)
+    full = _run(planner, {"params": params}, ids)
+    causal = _run(planner.clone(goal_both_ways=False), {"params": params}, ids)
+    decoder = planner.clone(decode=True)
+    init = jax.jit(functools.partial(decoder.init, rope_len=c.planner.max_len))
+    step = jax.jit(functools.partial(decoder.apply, rope_len=c.planner.max_len, mutable=["cache"]))
+    for b in range(len(goals)):
+        row = np.asarray(ids[b])
+        P = int(np.argmax((row == pv.STEP) | (row == pv.THINK)))  # the prompt's length
+        n = int(np.sum(row != pv.PAD))
+        cache = init(jax.random.key(0), jnp.zeros((1, n), jnp.int32))["cache"]
+        _, state = step({"params": params, "cache": cache}, ids[b:b + 1, :P - 1],
+                        positions_BxT=jnp.arange(P - 1)[None])
+        cache, got = state["cache"], []
+        for t in range(P - 1, n):
+            out, state = step({"params": params, "cache": cache}, ids[b:b + 1, t:t + 1],
+                              positions_BxT=jnp.full((1, 1), t))
+            cache = state["cache"]
+            got.append(out[0, 0])
+        np.testing.assert_allclose(np.stack(got), full[b, P - 1:n], atol=2e-5, rtol=2e-5)
+        # and the goal read both ways is another reading than the causal one
+        assert not np.allclose(full[b, P - 1:n], causal[b, P - 1:n], atol=1e-3)

@@ -118,8 +118,10 @@ def test_packed_brain_matches_each_example_alone():
         np.testing.assert_allclose(logits[row, pos[N:]], want_logits[0, :T], atol=2e-4)
 
 
-def test_packed_planner_matches_each_example_alone():
-    c = TIER
+@pytest.mark.parametrize("both_ways", [False, True])
+def test_packed_planner_matches_each_example_alone(both_ways):
+    c = TIER.copy_and_resolve_references()
+    c.planner.goal_both_ways = both_ways
     goals = ex.load_goals(c.data.goals_file)[:6]
     batch, index = _pack(c, "planner", goals)
     planner = build_planner(c)

@@ -72,6 +72,21 @@ def _merge(into: ml_collections.ConfigDict, saved: dict, prefix: str = "") -> No
             _set(into, key, tuple(value) if isinstance(into[key], tuple) and isinstance(value, list) else value)
 
 
+def saved_onto_base(saved: dict) -> ml_collections.ConfigDict:
+    """The base config with a checkpoint's saved values; a key the checkpoint was saved without
+    keeps its default, but for those in config.BEFORE_THE_KEY (trained the older way)."""
+    c = config_lib.base()
+    _merge(c, saved)
+    for dotted, value in config_lib.BEFORE_THE_KEY.items():
+        *path, key = dotted.split(".")
+        section = saved
+        for part in path:
+            section = section.get(part, {}) if isinstance(section, dict) else {}
+        if key not in section:
+            _set(c, dotted, value)
+    return c
+
+
 def config_for(cli: ml_collections.ConfigDict, workdir: str | Path, component: str) -> ml_collections.ConfigDict:
     """`component`'s training config (saved with its best checkpoint) with the inference settings of
     `cli`; `cli` itself when the checkpoint saved none."""
@@ -80,8 +95,7 @@ def config_for(cli: ml_collections.ConfigDict, workdir: str | Path, component: s
         saved = checkpoints.saved_config(ckpt_lib.BEST)
     if saved is None:
         return cli
-    c = config_lib.base()
-    _merge(c, saved)
+    c = saved_onto_base(saved)
     _say_ignored(cli, c, component)
     replaced = []
     for key in DATA_FILES:

@@ -120,7 +120,7 @@ class SelfAttention(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS):
+    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, both_ways_BxL=None):
         cfg = self.cfg
         B, L, _ = x_BxLxD.shape
         H, K = cfg.heads, cfg.head_dim
@@ -137,22 +137,27 @@ class SelfAttention(nn.Module):
         kv = "bshk"
         if self.decode:
             k, v, mask_Bx1xLxS = self._update_cache(k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3),
-                                                    positions_BxL)
+                                                    positions_BxL, both_ways_BxL)
             kv = "bhsk"
         out = attend(q, k, v, mask_Bx1xLxS, logit_scale, kv).reshape(B, L, H * K)
         return dense(cfg.d_model, ("heads", "embed"), cfg, "out")(out)
 
-    def _update_cache(self, k_BxHxLxK, v_BxHxLxK, positions_BxL):
+    def _update_cache(self, k_BxHxLxK, v_BxHxLxK, positions_BxL, both_ways_BxL=None):
         """The cache is head-major [B, H, S, K]: a [B, S, H, K] cache made XLA transpose all of it
         in every layer at every step (17.4 ms against 2.05 ms per step at default shapes, batch 16).
 
         The cache also keeps each key's position: a key at a position past the query's is not
         seen. Prompts of different lengths can so share one cache index, left-padded with a
-        position no query reaches (their text positions counted from each row's first token)."""
+        position no query reaches (their text positions counted from each row's first token).
+
+        With `both_ways_BxL` (Stack), those positions also see each other's keys both ways; they
+        must all come in one call (the prefill)."""
         initialised = self.has_variable("cache", "cached_key")
         ck = self.variable("cache", "cached_key", jnp.zeros, k_BxHxLxK.shape, k_BxHxLxK.dtype)
         cv = self.variable("cache", "cached_value", jnp.zeros, v_BxHxLxK.shape, v_BxHxLxK.dtype)
         cp = self.variable("cache", "cached_position", jnp.zeros, positions_BxL.shape, jnp.int32)
+        if both_ways_BxL is not None:
+            cb = self.variable("cache", "cached_both_ways", jnp.zeros, both_ways_BxL.shape, bool)
         index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
         if not initialised:  # init call: allocate at the given (maximum) length only
             L = k_BxHxLxK.shape[2]
@@ -166,6 +171,9 @@ class SelfAttention(nn.Module):
         index.value = i + L
         written_LxS = jnp.arange(S)[None, :] <= (i + jnp.arange(L))[:, None]
         mask_BxLxS = written_LxS[None] & (cp.value[:, None, :] <= positions_BxL[:, :, None])
+        if both_ways_BxL is not None:
+            cb.value = jax.lax.dynamic_update_slice(cb.value, both_ways_BxL, (0, i))
+            mask_BxLxS = mask_BxLxS | (both_ways_BxL[:, :, None] & cb.value[:, None, :])
         return ck.value, cv.value, mask_BxLxS[:, None]
 
 
@@ -205,12 +213,13 @@ class Block(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, memory_BxMxD, memory_mask_Bx1xLxM=None):
+    def __call__(self, x_BxLxD, positions_BxL, mask_Bx1xLxS, memory_BxMxD, memory_mask_Bx1xLxM=None,
+                 both_ways_BxL=None):
         cfg = self.cfg
         drop = nn.Dropout(cfg.dropout, deterministic=not self.train)
         norm = lambda name: RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
         h = SelfAttention(cfg, self.rope_len, self.decode, name="attn")(
-            norm("attn_norm")(x_BxLxD), positions_BxL, mask_Bx1xLxS)
+            norm("attn_norm")(x_BxLxD), positions_BxL, mask_Bx1xLxS, both_ways_BxL)
         x_BxLxD = x_BxLxD + drop(h)
         if cfg.cross and memory_BxMxD is not None:
             h = CrossAttention(cfg, name="cross")(norm("cross_norm")(x_BxLxD), memory_BxMxD, memory_mask_Bx1xLxM)

@@ -34,6 +34,12 @@ class Planner(nn.Module):
     action and argument accuracy: BENCHMARKS.md.) The stack's input at each prompt position
     holds the n-grams ending there, as the byte encoder's does.
 
+    With `goal_both_ways` (config.planner.goal_both_ways) the stack reads the goal as a prefix LM
+    does: every position from BOS up to the clauses' end (CEND) sees the others of that block, so a
+    goal byte's state, which the copy head's keys are made of, already knows the words after it
+    (where a note ends, whether "concerning" frames a topic or is part of it). The plan stays causal.
+    The loss reads plan positions only, so training is the same computation with another mask.
+
     Packed rows (`segments_BxT`, training): each example's positions count from its own
     start, and nothing (attention, copying, n-grams) crosses from one example to another.
     """
@@ -41,6 +47,7 @@ class Planner(nn.Module):
     ngram_buckets: int
     train: bool = False
     decode: bool = False
+    goal_both_ways: bool = False
 
     @nn.compact
     def __call__(self, ids_BxT, positions_BxT=None, rope_len=None, segments_BxT=None, at_BxP=None):
@@ -71,8 +78,10 @@ class Planner(nn.Module):
         local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0,
                                                                               segments_BxT)
         x = x + jax.lax.dynamic_slice_in_dim(local_BxSxD, offset, T, axis=1).astype(x.dtype)
+        both_ways_BxT = self._goal_block(ids_BxT, segments_BxT, initialised) if self.goal_both_ways else None
         h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T,
-                                                                    segments_BxL=segments_BxT)
+                                                                    segments_BxL=segments_BxT,
+                                                                    both_ways_BxL=both_ways_BxT)
         # The LM head also reads the n-grams of the goal so far (all of it from the prompt's end on).
         bag_BxSxD = NgramBag(self.ngram_buckets, cfg, pool="prefix", name="ngrams")(source_BxS, source_BxS >= 0,
                                                                                    segments_BxT)
@@ -114,6 +123,21 @@ class Planner(nn.Module):
         if initialised:  # not the init call
             fed.value = steps_BxT[:, -1]
         return steps_BxT
+
+    def _goal_block(self, ids_BxT, segments_BxT, initialised):
+        """Whether each position is in its prompt's goal block (BOS up to CEND, the goal's clauses
+        with their frame), which the stack reads both ways (goal_both_ways). When decoding, the
+        block must come whole in the prefill; whether a row is past its CEND carries over."""
+        ended_BxT = (ids_BxT == plan_vocab.CEND).astype(jnp.int32)
+        if not self.decode:
+            before_BxT = (jnp.cumsum(ended_BxT, axis=1) if segments_BxT is None else
+                          segment_cumsum(ended_BxT, segments_BxT)) == 0
+        else:
+            open_ = self.variable("cache", "goal_open", lambda: jnp.ones((ids_BxT.shape[0],), bool))
+            before_BxT = open_.value[:, None] & (jnp.cumsum(ended_BxT, axis=1) == 0)
+            if initialised:
+                open_.value = open_.value & ~jnp.any(ended_BxT > 0, axis=1)
+        return before_BxT & (ids_BxT != plan_vocab.PAD)
 
     def _source_cache(self, byte_BxT, is_char_BxT, clause_BxT, starts_BxT, initialised):
         """Decoding: the source byte (-1 where none) and the clause (0 where none) of the last
@@ -218,4 +242,5 @@ class ClauseReader(nn.Module):
 def build_planner(c: ml_collections.ConfigDict, train: bool = False) -> Planner:
     p = c.planner
     return Planner(stack_config(p, c, layers=p.layers, dropout=p.dropout, causal=True, cross=False,
-                                train_len=p.max_len), p.ngram_buckets, train)
+                                train_len=p.max_len), p.ngram_buckets, train,
+                   goal_both_ways=p.goal_both_ways)

@@ -59,7 +59,9 @@ class Stack(nn.Module):
     padding and mask the future only. With `segments_BxL` (packed rows), no position sees
     another example's. `rope_len` is the text length the rotary tables are built for (the
     full length, or the cache capacity when decoding); `memory_mask_Bx1xLxM` keeps packed
-    positions to their own example's memory.
+    positions to their own example's memory. In a causal stack, positions where `both_ways_BxL`
+    holds (of one example) also see each other both ways, as in a prefix LM; when decoding they
+    must all come in the prefill.
     """
     cfg: StackConfig
     train: bool = False
@@ -67,12 +69,14 @@ class Stack(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxLxD, positions_BxL, valid_BxL=None, memory_BxMxD=None, rope_len=None,
-                 segments_BxL=None, memory_mask_Bx1xLxM=None):
+                 segments_BxL=None, memory_mask_Bx1xLxM=None, both_ways_BxL=None):
         cfg = self.cfg
         L = x_BxLxD.shape[1]
         rope_len = rope_len or L
         if cfg.causal:
             mask = jnp.tril(jnp.ones((L, L), bool))[None, None]
+            if both_ways_BxL is not None:
+                mask = mask | (both_ways_BxL[:, None, :, None] & both_ways_BxL[:, None, None, :])
         else:
             mask = valid_BxL[:, None, None, :]
         if segments_BxL is not None:
@@ -81,7 +85,7 @@ class Stack(nn.Module):
         x_BxLxD = nn.with_logical_constraint(x_BxLxD.astype(cfg.dtype), ("batch", "length", "embed"))
         for i in range(cfg.layers):
             x_BxLxD = block(cfg, rope_len, self.train, self.decode, name=f"block_{i}")(
-                x_BxLxD, positions_BxL, mask, memory_BxMxD, memory_mask_Bx1xLxM)
+                x_BxLxD, positions_BxL, mask, memory_BxMxD, memory_mask_Bx1xLxM, both_ways_BxL)
         return RMSNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="final_norm")(x_BxLxD)
 
 
