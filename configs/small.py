@@ -19,7 +19,7 @@ def get_config():
     # goals 100% against 99.9% and val plans 92.5% against 90.0% (BENCHMARKS.md, History, "issue 19,
     # eleventh round"). On a slower day the same job took 1030 s (at 5c49567, eighth round); two
     # planners of 1100 steps (862 s) got no more whole plans than one (tenth round).
-    c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=2)
+    c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=3)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
     # examples, the planner's (160) about 2, the policy's (128) 2.6.

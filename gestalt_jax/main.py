@@ -26,7 +26,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "with --config.<key>=<value>.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default: runs/<tier>).")
 _PHASES = flags.DEFINE_string("phases", "tokenizer,brain,planner,policy",
-                              "train: comma-separated subset of tokenizer,brain,planner,policy.")
+                              "train: comma-separated subset of tokenizer,brain,planner,policy; planner.<k> "
+                              "(policy.<k>) trains member k of an ensemble alone.")
 _RESUME = flags.DEFINE_bool("resume", False, "train: continue every phase from its latest checkpoint.")
 _CPUS = flags.DEFINE_string("cpus", None, "Run on these CPU cores only, e.g. 0,1 or 0-3 (Linux): the process "
                             "and the threads XLA starts. `gestalt train` gives its side-by-side processes "

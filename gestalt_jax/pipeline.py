@@ -9,6 +9,7 @@ cores each (config.parallel_phases).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -33,12 +34,31 @@ PHASES = ("tokenizer", "brain", "planner", "policy")
 GOAL_PHASES = ("planner", "policy")  # need neither the tokenizer nor the brain
 
 
+# Seconds a step of each phase takes on one core (the small tier's README main job, side by side,
+# at da29327): what side_by_side_groups weighs each phase run by.
+STEP_SECONDS = dict(brain=0.40, planner=0.235, policy=0.136)
+
+
+def _member_of(p: str) -> tuple[str, int | None]:
+    """"planner.2" -> ("planner", 2): one member of an ensemble; "planner" -> ("planner", None)."""
+    name, dot, k = p.partition(".")
+    return (name, int(k)) if dot and name in config_lib.ENSEMBLES and k.isdigit() else (p, None)
+
+
 def parse_phases(spec: str) -> list[str]:
+    """The phases `--phases` names, in training order; "planner.2" (or "policy.1") names one member
+    of an ensemble (its checkpoints in planner_sft.2), "planner" every member."""
     chosen = [p.strip() for p in spec.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PHASES]
+    unknown = [p for p in chosen if _member_of(p)[0] not in PHASES]
     if unknown or not chosen:
-        raise ValueError(f"--phases={spec!r}: unknown phase(s) {unknown}; choose from {', '.join(PHASES)}")
-    return [p for p in PHASES if p in chosen]
+        raise ValueError(f"--phases={spec!r}: unknown phase(s) {unknown}; choose from {', '.join(PHASES)} "
+                         f"(or one member of an ensemble, e.g. planner.1)")
+    return sorted(dict.fromkeys(chosen), key=lambda p: (PHASES.index(_member_of(p)[0]), _member_of(p)[1] or 0))
+
+
+def components(chosen: list[str]) -> set[str]:
+    """The components (tokenizer, brain, planner, policy) `chosen` trains, whole or a member."""
+    return {_member_of(p)[0] for p in chosen}
 
 
 def tokenizer(c: ml_collections.ConfigDict, workdir: Path, train: bool) -> bpe.BpeTokenizer:
@@ -70,9 +90,17 @@ def talk_metrics(c: ml_collections.ConfigDict, spec: phases.PhaseSpec, params, t
 
 def runs(c: ml_collections.ConfigDict, chosen: list[str]) -> list[tuple[str, int]]:
     """The phase runs of `chosen`, in order, as (component, member): the brain, then every member
-    of the planner's ensemble, then every member of the policy's (config.<component>.members)."""
-    return [(name, member) for name in ("brain", "planner", "policy") if name in chosen
-            for member in range(config_lib.members(c, name))]
+    of the planner's ensemble, then every member of the policy's (config.<component>.members), or
+    the members named ("planner.2")."""
+    out = []
+    for name in ("brain", "planner", "policy"):
+        n = config_lib.members(c, name)
+        named = sorted({k for p in chosen for m, k in [_member_of(p)] if m == name and k is not None})
+        if named and named[-1] >= n:
+            raise ValueError(f"--phases={name}.{named[-1]}: the {name} has {n} member(s) (config.{name}.members="
+                             f"{n}), numbered 0 to {n - 1}")
+        out += [(name, k) for k in (range(n) if name in chosen else named)]
+    return out
 
 
 def refuse_mixing(c: ml_collections.ConfigDict, workdir: Path, chosen: list[str], resume: bool) -> None:
@@ -134,7 +162,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | Path, phase_spec: str, re
     ran = {}  # this run's phases
     started = time.time()
     try:
-        if "brain" in chosen or "tokenizer" in chosen:
+        if {"brain", "tokenizer"} & components(chosen):
             tok = tokenizer(c, workdir, train="tokenizer" in chosen or not (workdir / bpe.FILENAME).exists())
         for name, member in runs(c, chosen):
             t = time.time()
@@ -173,7 +201,7 @@ def side_by_side_cores(c: ml_collections.ConfigDict, chosen: list[str]) -> tuple
     (Linux). None otherwise: one after the other."""
     if not (c.parallel_phases and hasattr(os, "sched_getaffinity")) or jax.distributed.is_initialized():
         return None
-    if jax.default_backend() != "cpu" or "brain" not in chosen or not set(chosen) & set(GOAL_PHASES):
+    if jax.default_backend() != "cpu" or "brain" not in chosen or not components(chosen) & set(GOAL_PHASES):
         return None
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
@@ -183,14 +211,27 @@ def side_by_side_cores(c: ml_collections.ConfigDict, chosen: list[str]) -> tuple
 
 
 def side_by_side_groups(c: ml_collections.ConfigDict, chosen: list[str]) -> list[list[str]]:
-    """The phases of the brain's process and of the other one. A one-planner run trains the goal
-    phases beside the brain (brain 717 s, planner then policy 743 s on a core each); with a planner
-    ensemble (config.planner.members > 1, the small tier's two) the policy trains after the brain
-    instead, so the planners have the second core to themselves (brain then policy 583 + 216 s,
-    planners 388 + 377 s)."""
-    ensemble = c.planner.members > 1 and "planner" in chosen
-    first = [p for p in chosen if p not in GOAL_PHASES or (ensemble and p == "policy")]
-    return [first, [p for p in chosen if p not in first]]
+    """The phases of the brain's process and of the other one: of the ways to share the goal phases'
+    runs (each member of an ensemble one run) between them, the one whose longer process is the
+    shortest, each run weighed by its steps (STEP_SECONDS). A one-planner run trains the goal phases
+    beside the brain (brain 717 s, planner then policy 743 s on a core each); two planners have the
+    second core and the policy follows the brain (brain then policy 583 + 216 s, planners 388 +
+    377 s); of three planners the brain's process trains the last after the brain, the other two
+    and then the policy share the second core. A component whose members all fall to one process
+    is named whole ("planner"), else by member ("planner.2")."""
+    rest = [(name, k) for name, k in runs(c, chosen) if name != "brain"]
+    cost = lambda picked: sum(STEP_SECONDS[name] * c[config_lib.PHASE_OF[name]].steps for name, _ in picked)
+    brain = cost([("brain", 0)]) if "brain" in chosen else 0.0
+    sides = min(itertools.product((0, 1), repeat=len(rest)),
+                key=lambda sides: max(brain + cost(r for r, s in zip(rest, sides) if s == 0),
+                                      cost(r for r, s in zip(rest, sides) if s == 1)))
+    groups = [[p for p in chosen if p in ("tokenizer", "brain")], []]
+    for name in GOAL_PHASES:
+        mine = [[k for (n, k), s in zip(rest, sides) if n == name and s == side] for side in (0, 1)]
+        for side in (0, 1):
+            whole = name in chosen and len(mine[side]) == config_lib.members(c, name)
+            groups[side] += [name] if whole else [f"{name}.{k}" for k in mine[side]]
+    return groups
 
 
 def cores_flag(cores: list[int]) -> str:

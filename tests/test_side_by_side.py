@@ -85,6 +85,24 @@ def test_a_planner_ensemble_has_the_second_core_and_the_policy_follows_the_brain
     c.planner.members = 2
     assert pipeline.side_by_side_groups(c, every) == [["tokenizer", "brain", "policy"], ["planner"]]
     assert pipeline.side_by_side_groups(c, ["brain", "policy"]) == [["brain"], ["policy"]]
+    # Three planners: one after the brain, two and the policy on the second core; the members
+    # named one by one, each in its own checkpoint directory
+    c.planner.members = 3
+    groups = pipeline.side_by_side_groups(c, every)
+    assert groups == [["tokenizer", "brain", "planner.0"], ["planner.1", "planner.2", "policy"]]
+    assert [pipeline.runs(c, g) for g in groups] == [[("brain", 0), ("planner", 0)],
+                                                     [("planner", 1), ("planner", 2), ("policy", 0)]]
+
+
+def test_phases_name_one_member_of_an_ensemble_or_say_how_many_there_are():
+    c = config_lib.load_tier("test")
+    c.planner.members = 3
+    assert pipeline.parse_phases("policy,planner.2,brain") == ["brain", "planner.2", "policy"]
+    assert pipeline.runs(c, ["planner.2", "policy"]) == [("planner", 2), ("policy", 0)]
+    with pytest.raises(ValueError, match=r"--phases=planner.3: the planner has 3 member\(s\) \(config.planner.members=3\)"):
+        pipeline.runs(c, ["planner.3"])
+    with pytest.raises(ValueError, match="unknown phase"):
+        pipeline.parse_phases("brain.1")
 
 
 @pytest.mark.skipif(not CORES, reason="this platform cannot pin a process to cores")
