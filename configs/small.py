@@ -38,9 +38,6 @@ def get_config():
     # 300 steps (and at the last) rather than 100: each validation with its two saves (latest and
     # best) cost about 1.4 s of the 2 cores (BENCHMARKS.md, History, "Fewer validations").
     c.sft.update(optimizer="muon", lr=2e-3, steps=1400, patience=40, eval_every=300)
-    # `gestalt eval` prints the brain's talk metrics; measured at the end of its phase too they held
-    # the core that trains a planner after it for about 11 s.
-    c.sft.talk_metrics = False
     # The goal phases' best val error came at step 1300 in runs of 1500 and 2000 steps, and at
     # 1200 (planner) and 1400 (policy) in this schedule, validated every 100 steps; every 200 keeps
     # those best steps and half the validations with their saves (about 0.6 s each).
@@ -50,7 +47,7 @@ def get_config():
     # The planner at a peak rate of 2e-3 rather than 1.5e-3: over seven seeds the same share of
     # held-out plans (83.9% against 83.6% in the mean; val a goal fewer) and more of their arguments
     # (70.5% against 67.2%; val 85.7% against 82.1%) (BENCHMARKS.md, History, "issue 19, seventh round").
-    c.planner_sft.update(steps=1350, lr=2e-3, eval_every=200, select_from=1.0)
+    c.planner_sft.update(steps=1500, lr=2e-3, eval_every=200, select_from=1.0)
     # The planner's heads at 80 positions of each 160-position row, the ones the loss reads (the
     # built-in goals' longest plan trains 75; a row holds about 30): 10.2 GFLOP a step instead of
     # 11.7, 265 ms instead of 296 on one core; in the README main job the planner phases took 349 + 347 s
