@@ -19,6 +19,12 @@ def get_config():
     # goals 100% against 99.9% and val plans 92.5% against 90.0% (BENCHMARKS.md, History, "issue 19,
     # eleventh round"). On a slower day the same job took 1030 s (at 5c49567, eighth round); two
     # planners of 1100 steps (862 s) got no more whole plans than one (tenth round).
+    # Three planners, one of them after the brain on core 0 (pipeline.side_by_side_groups): in a
+    # fresh clone of 170ae28 the job took 943 s (15 min 45 s; brain 575 s and planner 353 s on core 0,
+    # planners 365 + 355 s and the policy 209 s on core 1), 45 s past the tier's 15 minutes, and
+    # `gestalt eval` gives held-out plans 92.5%, composites 31 of 37, arguments 87.8% and training
+    # plans 100%, against 89.5%, 29 and 79.7% for two (793 s at da29327); three of 1350 steps took
+    # 900 s and got 81.1% of the arguments (BENCHMARKS.md, History, "issue 19, thirteenth round").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=3)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
