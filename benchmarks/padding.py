@@ -47,7 +47,7 @@ def main(argv):
         else:
             spec = phases.goal_spec(c, name)
         # group -> (row length, arrays), of the groups that hold tokens (not the planner's trained positions)
-        groups = {g: v for g, v in spec.layout.groups.items() if g not in spec.layout.index_groups}
+        groups = spec.layout.token_groups
         stream = iter(pipeline.example_stream(spec.sources, spec.example_fn, c.seed, augment=spec.augment))
         n = _BATCHES.value * _EXAMPLES.value
         lengths = np.array([[spec.layout.length(next(stream), g) for g in groups] for _ in range(n)])

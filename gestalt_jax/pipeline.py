@@ -220,11 +220,15 @@ def side_by_side_groups(c: ml_collections.ConfigDict, chosen: list[str]) -> list
     and then the policy share the second core. A component whose members all fall to one process
     is named whole ("planner"), else by member ("planner.2")."""
     rest = [(name, k) for name, k in runs(c, chosen) if name != "brain"]
-    cost = lambda picked: sum(STEP_SECONDS[name] * c[config_lib.PHASE_OF[name]].steps for name, _ in picked)
-    brain = cost([("brain", 0)]) if "brain" in chosen else 0.0
-    sides = min(itertools.product((0, 1), repeat=len(rest)),
-                key=lambda sides: max(brain + cost(r for r, s in zip(rest, sides) if s == 0),
-                                      cost(r for r, s in zip(rest, sides) if s == 1)))
+    cost = lambda name: STEP_SECONDS[name] * c[config_lib.PHASE_OF[name]].steps
+    brain = cost("brain") if "brain" in chosen else 0.0
+    costs, total = [cost(name) for name, _ in rest], sum(cost(name) for name, _ in rest)
+
+    def longer(sides):  # the longer process's seconds, with the runs of side 0 after the brain
+        first = sum(w for w, s in zip(costs, sides) if s == 0)
+        return max(brain + first, total - first)
+
+    sides = min(itertools.product((0, 1), repeat=len(rest)), key=longer)
     groups = [[p for p in chosen if p in ("tokenizer", "brain")], []]
     for name in GOAL_PHASES:
         mine = [[k for (n, k), s in zip(rest, sides) if n == name and s == side] for side in (0, 1)]

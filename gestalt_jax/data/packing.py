@@ -53,9 +53,14 @@ class Layout:
         return tuple(g + SEG for g in self.groups)
 
     @property
+    def token_groups(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """The groups that hold tokens (every group but the index groups), as in `groups`."""
+        return {g: v for g, v in self.groups.items() if g not in self.index_groups}
+
+    @property
     def token_keys(self) -> tuple[str, ...]:
-        """The slot arrays of the groups that hold tokens (every group but the index groups)."""
-        return tuple(g + SEG for g in self.groups if g not in self.index_groups)
+        """The slot arrays of the groups that hold tokens."""
+        return tuple(g + SEG for g in self.token_groups)
 
     def length(self, example: dict, group: str) -> int:
         return len(example[self.groups[group][1][0]])

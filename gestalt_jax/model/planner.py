@@ -61,16 +61,14 @@ class Planner(nn.Module):
         is_char_BxT = (byte_BxT >= 0) & (byte_BxT < 256)
         clause_BxT = clause_index(ids_BxT, positions_BxT) * is_char_BxT
         initialised = self.has_variable("cache", "cached_copy_key")
+        in_prompt_BxT = self._before_first(starts_BxT, segments_BxT, initialised, "copy_in_prompt")
         if self.decode:
             source_BxS, clause_BxS, causal_BxTxS, offset = self._source_cache(byte_BxT, is_char_BxT, clause_BxT,
-                                                                               starts_BxT, initialised)
+                                                                               in_prompt_BxT, initialised)
         else:
-            if segments_BxT is None:
-                in_prompt_BxT = jnp.cumsum(starts_BxT, axis=1) == 0
-                causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
-            else:
-                in_prompt_BxT = segment_cumsum(starts_BxT.astype(jnp.int32), segments_BxT) == 0
-                causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None] & segment_mask(segments_BxT)[:, 0]
+            causal_BxTxS = jnp.tril(jnp.ones((T, T), bool))[None]
+            if segments_BxT is not None:
+                causal_BxTxS = causal_BxTxS & segment_mask(segments_BxT)[:, 0]
             source_BxS, offset = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1), 0
             clause_BxS = clause_BxT * in_prompt_BxT
         x = embedding(plan_vocab.VOCAB_SIZE, cfg, "embed")(ids_BxT)
@@ -78,7 +76,10 @@ class Planner(nn.Module):
         local_BxSxD = NgramInput(self.ngram_buckets, cfg, name="ngram_input")(source_BxS, source_BxS >= 0,
                                                                               segments_BxT)
         x = x + jax.lax.dynamic_slice_in_dim(local_BxSxD, offset, T, axis=1).astype(x.dtype)
-        both_ways_BxT = self._goal_block(ids_BxT, segments_BxT, initialised) if self.goal_both_ways else None
+        both_ways_BxT = None
+        if self.goal_both_ways:  # the goal block: BOS up to CEND (the goal's clauses with their frame)
+            both_ways_BxT = (self._before_first(ids_BxT == plan_vocab.CEND, segments_BxT, initialised, "goal_open")
+                             & (ids_BxT != plan_vocab.PAD))
         h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T,
                                                                     segments_BxL=segments_BxT,
                                                                     both_ways_BxL=both_ways_BxT)
@@ -124,35 +125,33 @@ class Planner(nn.Module):
             fed.value = steps_BxT[:, -1]
         return steps_BxT
 
-    def _goal_block(self, ids_BxT, segments_BxT, initialised):
-        """Whether each position is in its prompt's goal block (BOS up to CEND, the goal's clauses
-        with their frame), which the stack reads both ways (goal_both_ways). When decoding, the
-        block must come whole in the prefill; whether a row is past its CEND carries over."""
-        ended_BxT = (ids_BxT == plan_vocab.CEND).astype(jnp.int32)
+    def _before_first(self, marks_BxT, segments_BxT, initialised, name):
+        """Whether each position comes before the first mark (True in `marks_BxT`) of its example:
+        the prompt before the first STEP or THINK, the goal block before CEND. When decoding, a row
+        past its mark stays past it from one call to the next (the cache variable `name`); the goal
+        block must then come whole in the prefill, the calls after it being past CEND."""
+        marks_BxT = marks_BxT.astype(jnp.int32)
         if not self.decode:
-            before_BxT = (jnp.cumsum(ended_BxT, axis=1) if segments_BxT is None else
-                          segment_cumsum(ended_BxT, segments_BxT)) == 0
-        else:
-            open_ = self.variable("cache", "goal_open", lambda: jnp.ones((ids_BxT.shape[0],), bool))
-            before_BxT = open_.value[:, None] & (jnp.cumsum(ended_BxT, axis=1) == 0)
-            if initialised:
-                open_.value = open_.value & ~jnp.any(ended_BxT > 0, axis=1)
-        return before_BxT & (ids_BxT != plan_vocab.PAD)
+            return (jnp.cumsum(marks_BxT, axis=1) if segments_BxT is None else
+                    segment_cumsum(marks_BxT, segments_BxT)) == 0
+        open_ = self.variable("cache", name, lambda: jnp.ones((marks_BxT.shape[0],), bool))
+        before_BxT = open_.value[:, None] & (jnp.cumsum(marks_BxT, axis=1) == 0)
+        if initialised:  # not the init call
+            open_.value = open_.value & ~jnp.any(marks_BxT > 0, axis=1)
+        return before_BxT
 
-    def _source_cache(self, byte_BxT, is_char_BxT, clause_BxT, starts_BxT, initialised):
+    def _source_cache(self, byte_BxT, is_char_BxT, clause_BxT, in_prompt_BxT, initialised):
         """Decoding: the source byte (-1 where none) and the clause (0 where none) of the last
         cfg.train_len positions before this call, then of the new ones; which of them each new
         position may see; and where the new positions start. Only that window is kept, not the
         whole KV cache's length: no prompt and plan is longer than the training length, and the
         n-grams, the clauses and the copy head, recomputed over it at every step, then cost the
-        same however long the cache is. Whether a row is still in its prompt carries over between
-        calls."""
+        same however long the cache is. `in_prompt_BxT`: whether each new position is still in its
+        row's prompt (_before_first)."""
         B, T = byte_BxT.shape
         W = self.cfg.train_len
         cs = self.variable("cache", "cached_copy_source", lambda: jnp.full((B, W), -1, jnp.int32))
         cc = self.variable("cache", "cached_clause", lambda: jnp.zeros((B, W), jnp.int32))
-        open_ = self.variable("cache", "copy_in_prompt", lambda: jnp.ones((B,), bool))
-        in_prompt_BxT = open_.value[:, None] & (jnp.cumsum(starts_BxT, axis=1) == 0)
         source_BxT = jnp.where(is_char_BxT & in_prompt_BxT, byte_BxT, -1)
         clause_BxT = clause_BxT * in_prompt_BxT
         if not initialised:  # init call: allocate only
@@ -160,7 +159,6 @@ class Planner(nn.Module):
         source_BxS = jnp.concatenate([cs.value, source_BxT], axis=1)
         clause_BxS = jnp.concatenate([cc.value, clause_BxT], axis=1)
         cs.value, cc.value = source_BxS[:, T:], clause_BxS[:, T:]
-        open_.value = open_.value & ~jnp.any(starts_BxT, axis=1)
         causal_TxS = jnp.arange(W + T)[None, :] <= (W + jnp.arange(T))[:, None]
         return source_BxS, clause_BxS, causal_TxS[None], W
 
