@@ -216,7 +216,7 @@ def side_by_side_groups(c: ml_collections.ConfigDict, chosen: list[str]) -> list
     shortest, each run weighed by its steps (STEP_SECONDS). A one-planner run trains the goal phases
     beside the brain (brain 717 s, planner then policy 743 s on a core each); two planners have the
     second core and the policy follows the brain (brain then policy 583 + 216 s, planners 388 +
-    377 s); of three planners the brain's process trains the last after the brain, the other two
+    377 s); of three planners the brain's process trains one (planner.0) after the brain, the other two
     and then the policy share the second core. A component whose members all fall to one process
     is named whole ("planner"), else by member ("planner.2")."""
     rest = [(name, k) for name, k in runs(c, chosen) if name != "brain"]
