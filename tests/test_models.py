@@ -11,7 +11,7 @@ import pytest
 
 from gestalt_jax import config as config_lib
 from gestalt_jax.model.brain import LanguageDecoder, build_brain
-from gestalt_jax.model.layers import apply_rope, rope_tables
+from gestalt_jax.model.layers import apply_rope, computed_once, kernel_dot_general, rope_tables
 from gestalt_jax.model.planner import Planner, build_planner
 from gestalt_jax.model.transformer import ByteEncoder, Stack
 from gestalt_jax.text import bytes as byte_tok
@@ -35,6 +35,37 @@ def _init(module, *args):
 def _run(module, *args, **kwargs):
     """module.apply compiled whole (eager dispatch compiles and runs op by op: slower here)."""
     return jax.jit(module.apply)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 8, 24), (40, 24, 8), (2, 5, 8, 8)])
+def test_dense_kernel_gradient_is_autodiffs(shape):
+    """Dense layers compute their kernel's gradient in a form XLA:CPU runs fast (wider in than
+    out: the transpose's product); value and gradients stay those of the plain product."""
+    *lead, i, o = shape
+    x = jax.random.normal(jax.random.key(1), (*lead, i))
+    w = jax.random.normal(jax.random.key(2), (i, o))
+    g = jax.random.normal(jax.random.key(3), (*lead, o))
+    dims = (((x.ndim - 1,), (0,)), ((), ()))
+    for dot in (jax.lax.dot_general, kernel_dot_general):
+        value, grads = jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(dot(x, w, dims)) * g), argnums=(0, 1))(x, w)
+        if dot is jax.lax.dot_general:
+            want = (value, grads)
+    np.testing.assert_allclose(value, want[0], rtol=1e-5)
+    for got, expected in zip(grads, want[1]):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    layer = nn.Dense(o, dot_general=kernel_dot_general)
+    params = layer.init(jax.random.key(0), x)
+    np.testing.assert_allclose(layer.apply(params, x), x @ params["params"]["kernel"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="kernel_dot_general"):
+        kernel_dot_general(w, x, (((0,), (x.ndim - 1,)), ((), ())))
+
+
+def test_computed_once_returns_its_input():
+    x = jax.random.randint(jax.random.key(0), (3, 17), -5, 5)
+    np.testing.assert_array_equal(jax.jit(computed_once)(x), x)
+    flags = x > 0
+    np.testing.assert_array_equal(jax.jit(computed_once)(flags), flags)
 
 
 def test_mean_pooling_ignores_left_padding(brain_parts):

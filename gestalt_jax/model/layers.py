@@ -41,11 +41,61 @@ class StackConfig:
         return self.d_model // self.heads
 
 
+@jax.custom_vjp
+def _kernel_matmul(x_NxI, kernel_IxO):
+    """x [..., I] times a kernel [I, O], whose gradient is a product over the N rows of x and
+    of the output's gradient that XLA:CPU runs at half speed in some forms. Left to autodiff,
+    it laid one of them out transposed (planner MLP: 6.8 ms against 3.2 for the same FLOPs);
+    as [I, N] by [N, O] it is fast when I <= O, so a kernel wider in than out gets its
+    transpose's product, then transposed. The small tier's train steps on one core: planner
+    213 -> 187 ms, brain 350 -> 310, policy 125 -> 99 (BENCHMARKS.md, "Kernel gradients")."""
+    return jax.lax.dot_general(x_NxI, kernel_IxO, (((x_NxI.ndim - 1,), (0,)), ((), ())))
+
+
+def _kernel_matmul_fwd(x_NxI, kernel_IxO):
+    return _kernel_matmul(x_NxI, kernel_IxO), (x_NxI, kernel_IxO)
+
+
+def _kernel_matmul_bwd(saved, dy_NxO):
+    x_NxI, kernel_IxO = saved
+    dx_NxI = jax.lax.dot_general(dy_NxO, kernel_IxO, (((dy_NxO.ndim - 1,), (1,)), ((), ())))
+    x_NxI, dy_NxO = x_NxI.reshape(-1, x_NxI.shape[-1]), dy_NxO.reshape(-1, dy_NxO.shape[-1])
+    over_n = (((0,), (0,)), ((), ()))
+    if x_NxI.shape[1] <= dy_NxO.shape[1]:
+        dkernel_IxO = jax.lax.dot_general(x_NxI, dy_NxO, over_n)
+    else:  # the narrower side first, then transposed (the barrier keeps XLA from folding it back)
+        dkernel_IxO = jax.lax.optimization_barrier(jax.lax.dot_general(dy_NxO, x_NxI, over_n)).T
+    return dx_NxI, dkernel_IxO.astype(kernel_IxO.dtype)
+
+
+_kernel_matmul.defvjp(_kernel_matmul_fwd, _kernel_matmul_bwd)
+
+
+def kernel_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    """nn.Dense's product of its input [..., I] and kernel [I, O], with the gradient above."""
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    if (tuple(lhs_contract), tuple(rhs_contract), lhs_batch, rhs_batch) != ((lhs.ndim - 1,), (0,), (), ()) \
+            or rhs.ndim != 2 or precision is not None or preferred_element_type is not None:
+        raise ValueError(f"kernel_dot_general: expected input [..., I] by kernel [I, O], got {dimension_numbers}")
+    return _kernel_matmul(lhs, rhs)
+
+
+def computed_once(x_BxL):
+    """x [B, L] as it is, computed once: XLA:CPU fuses cheap elementwise producers into each of
+    their consumers, so a per-position flag that an attention mask broadcasts to [B, H, L, S] was
+    recomputed from the ids at every element of every pass over the logits (the planner's goal
+    block: four passes of 3.4 ms a step on one core). A sort is never fused into its consumers;
+    sorted by position, the rows come back as they were."""
+    B, L = x_BxL.shape
+    return jax.lax.sort((jnp.broadcast_to(jnp.arange(L), (B, L)), x_BxL), dimension=1, num_keys=1)[1]
+
+
 def dense(features: int, axes: tuple[str, str], cfg: StackConfig, name: str,
           use_bias: bool = False) -> nn.Dense:
     """A Dense layer whose kernel (and bias) carry logical axis names."""
     return nn.Dense(
         features, use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name,
+        dot_general=kernel_dot_general,
         kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[1:]))
 

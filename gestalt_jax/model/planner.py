@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gestalt_jax.model.layers import StackConfig, dense
+from gestalt_jax.model.layers import StackConfig, computed_once, dense
 from gestalt_jax.model.ngrams import NgramBag, NgramInput, segment_cumsum
 from gestalt_jax.model.transformer import Stack, embedding, segment_mask, stack_config
 from gestalt_jax.text import labels, plan_vocab
@@ -78,8 +78,8 @@ class Planner(nn.Module):
         x = x + jax.lax.dynamic_slice_in_dim(local_BxSxD, offset, T, axis=1).astype(x.dtype)
         both_ways_BxT = None
         if self.goal_both_ways:  # the goal block: BOS up to CEND (the goal's clauses with their frame)
-            both_ways_BxT = (self._before_first(ids_BxT == plan_vocab.CEND, segments_BxT, initialised, "goal_open")
-                             & (ids_BxT != plan_vocab.PAD))
+            both_ways_BxT = computed_once(self._before_first(ids_BxT == plan_vocab.CEND, segments_BxT, initialised,
+                                                             "goal_open") & (ids_BxT != plan_vocab.PAD))
         h_BxTxD = Stack(cfg, self.train, self.decode, name="stack")(x, positions_BxT, rope_len=rope_len or T,
                                                                     segments_BxL=segments_BxT,
                                                                     both_ways_BxL=both_ways_BxT)
