@@ -35,8 +35,8 @@ GOAL_PHASES = ("planner", "policy")  # need neither the tokenizer nor the brain
 
 
 # Seconds a step of each phase takes on one core (the small tier's README main job, side by side,
-# at da29327): what side_by_side_groups weighs each phase run by.
-STEP_SECONDS = dict(brain=0.40, planner=0.235, policy=0.136)
+# the mean of its logged steps at 7e57343): what side_by_side_groups weighs each phase run by.
+STEP_SECONDS = dict(brain=0.372, planner=0.187, policy=0.113)
 
 
 def _member_of(p: str) -> tuple[str, int | None]:
