@@ -25,6 +25,9 @@ def get_config():
     # `gestalt eval` gives held-out plans 92.5%, composites 31 of 37, arguments 87.8% and training
     # plans 100%, against 89.5%, 29 and 79.7% for two (793 s at da29327); three of 1350 steps took
     # 900 s and got 81.1% of the arguments (BENCHMARKS.md, History, "issue 19, thirteenth round").
+    # With the steps cheaper (layers.kernel_dot_general) and the planners at 1650 steps, 846 s at
+    # fca08c7 (14 min 8 s): held-out plans 92.5%, composites 30, arguments 86.5%, training plans
+    # 99.7% (History, "issue 19, fourteenth round").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=3)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
