@@ -253,6 +253,28 @@ def test_random_logits_follow_the_tools_of_each_step(max_new):
         fsm.guidance(["COMPOSITE"], [["TALK"] * 9])
 
 
+@pytest.mark.parametrize("favoured, fixed, want", [
+    ("RUN_TESTS", ["RUN_TESTS", "FIX_TESTS"], ["RUN_TESTS", "FIX_TESTS"]),  # the open clause gave no step
+    ("SEARCH", ["RUN_TESTS", "FIX_TESTS"], ["SEARCH", "RUN_TESTS", "FIX_TESTS"]),  # a step of another tool
+    ("READ_FILE", ["READ_FILE", "FIX_TESTS"], ["READ_FILE", "READ_FILE", "FIX_TESTS"]),  # takes an argument
+])
+def test_an_open_step_given_the_next_steps_argument_less_tool_is_left_out(favoured, fixed, want):
+    # "CI is red since this morning. Run the tests and fix whatever fails.": the first clause is
+    # left to the planner, the others read as RUN_TESTS and FIX_TESTS. No built-in plan runs an
+    # argument-less tool twice in a row, so a planner that picks RUN_TESTS for the open step means
+    # the second clause's step; a tool that takes an argument may follow itself (two files read).
+    bias_V = np.zeros(pv.VOCAB_SIZE, np.float32)
+    bias_V[pv.TOOL_IDS[labels.TOOLS.index(favoured)]] = 9.0
+    bias_V[[pv.EOP, pv.ENDQUOTE]] = 6.0  # end a plan wherever the guidance lets it, and a quote soon
+    bias_V[pv.THINK] = -20.0  # no thoughts to run the budget out
+    carry = (jax.random.key(0), jnp.asarray(bias_V))
+    guide = fsm.guidance(["COMPOSITE"] * B, [[None] + fixed] * B)
+    rows = np.asarray(fsm.constrained_greedy(_random_logits, carry, jnp.zeros((B,), jnp.int32), 80,
+                                             guide=guide)).tolist()
+    for ids in rows:
+        assert [s["tool"] for s in fsm.parse(ids)["steps"]] == want
+
+
 _PICKS = [[2], [3, 1], [], [16], [17, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9], [4], [5, 5]] * (B // 8)
 
 
