@@ -25,9 +25,9 @@ def get_config():
     # `gestalt eval` gives held-out plans 92.5%, composites 31 of 37, arguments 87.8% and training
     # plans 100%, against 89.5%, 29 and 79.7% for two (793 s at da29327); three of 1350 steps took
     # 900 s and got 81.1% of the arguments (BENCHMARKS.md, History, "issue 19, thirteenth round").
-    # With the steps cheaper (layers.kernel_dot_general) and the planners at 1650 steps, 846 s at
-    # fca08c7 (14 min 8 s): held-out plans 92.5%, composites 30, arguments 86.5%, training plans
-    # 99.7%, 99.9% decoded at 2c800c3 (History, "issue 19, fourteenth round").
+    # With the steps cheaper (layers.kernel_dot_general), 832 s at 7e57343 (13 min 54 s): held-out
+    # plans 93.2%, composites 31, arguments 85.1%, training plans 99.7%, 99.9% decoded at 2c800c3
+    # (History, "issue 19, fourteenth round").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=3)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
@@ -56,10 +56,11 @@ def get_config():
     # The planner at a peak rate of 2e-3 rather than 1.5e-3: over seven seeds the same share of
     # held-out plans (83.9% against 83.6% in the mean; val a goal fewer) and more of their arguments
     # (70.5% against 67.2%; val 85.7% against 82.1%) (BENCHMARKS.md, History, "issue 19, seventh round").
-    # 1650 steps rather than 1500 since the steps got cheaper (layers.kernel_dot_general): in the
-    # README main job at 7e57343, three planners of 1500 steps left two of the 724 training goals'
-    # plans wrong (BENCHMARKS.md, History, "issue 19, fourteenth round").
-    c.planner_sft.update(steps=1650, lr=2e-3, eval_every=200, select_from=1.0)
+    # 1500 steps: three planners of 1650 took 846 s at fca08c7 but 892 and 900 s of the 900 in
+    # slower hours of the machine (ff5b7ac, c7ac99c), for one training goal's argument more and
+    # held-out 92.5% / 86.5% / 30 composites against 93.2% / 85.1% / 31 (decoded at 2c800c3;
+    # BENCHMARKS.md, History, "issue 19, fourteenth round").
+    c.planner_sft.update(steps=1500, lr=2e-3, eval_every=200, select_from=1.0)
     # The planner's heads at 80 positions of each 160-position row, the ones the loss reads (the
     # built-in goals' longest plan trains 75; a row holds about 30): 10.2 GFLOP a step instead of
     # 11.7, 265 ms instead of 296 on one core; in the README main job the planner phases took 349 + 347 s
@@ -68,8 +69,7 @@ def get_config():
     c.policy_sft.update(steps=1500, lr=2e-3, patience=10, eval_every=200, select_from=1.0)
     # The talk metrics reply to every training prompt of the built-in corpus (596 after the val
     # split), not a sample. `gestalt eval` measures them; brain SFT leaves them out, 12 s of the
-    # core that sets the main job's time (the brain, then planner 0): in a fresh clone of ff5b7ac,
-    # in a slower hour of the machine than fca08c7's, the job took 892 s of its 900.
+    # core that sets the main job's time (the brain, then planner 0).
     c.gen.talk_eval_max = 1024
     c.sft.talk_metrics = False
     return c
