@@ -153,32 +153,29 @@ def _slot_tools(state_B, tools_BxK, skipped_B):
     return at(slot_B), at(slot_B + 1)
 
 
-def _skips(state_B, tok_B, tools_BxK, skipped_B):
-    """Whether the tool just chosen skips an open slot: at an open slot (a clause the policy left to
-    the planner) the tool of the next slot when that tool takes no argument. Such a tool never runs
-    twice in a row in a built-in plan, so the open clause gave no step of its own ("CI is red since
-    this morning. Run the tests and fix whatever fails.": RUN_TESTS, FIX_TESTS)."""
-    want_B, next_B = _slot_tools(state_B, tools_BxK, skipped_B)
+def _skips(state_B, tok_B, want_B, next_B):
+    """Whether the tool just chosen skips an open slot: at an open slot (want_B < 0, a clause the
+    policy left to the planner) the tool of the next slot (next_B, `_slot_tools`) when that tool
+    takes no argument. Such a tool never runs twice in a row in a built-in plan, so the open clause
+    gave no step of its own ("CI is red since this morning. Run the tests and fix whatever fails.":
+    RUN_TESTS, FIX_TESTS)."""
     return ((jnp.asarray(TOOL_STEP)[state_B] >= 1) & (want_B < 0) & (next_B >= 0)
             & jnp.asarray(_NO_ARGS)[jnp.maximum(next_B, 0)] & (tok_B == jnp.asarray(_TOOL_IDS)[jnp.maximum(next_B, 0)]))
 
 
-def _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B, picks_BxJ, n_picks_B, skipped_B):
-    """ok_BxV narrowed by the rows' guidance: step k's tool is TOOLS[tools_BxK[:, k - 1 + skipped_B]]
-    (where >= 0; skipped_B: the open slots a row has skipped, `_skips`), EOP only after min_steps_B -
-    skipped_B steps, STEP only before max_steps_B - skipped_B, and the plan's j-th pick (n_picks_B =
-    j + 1 PICK tokens so far) is picks_BxJ[:, j] (where >= 1). A row whose guidance leaves no legal
+def _guide(ok_BxV, state_B, want_B, min_steps_B, max_steps_B, picks_BxJ, n_picks_B):
+    """ok_BxV narrowed by the rows' guidance: a tool state's tool is TOOLS[want_B] (where >= 0: the
+    tool of the slot it fills, `_slot_tools`), EOP only after min_steps_B steps, STEP only before
+    max_steps_B (both less the open slots the row has skipped), and the plan's j-th pick (n_picks_B
+    = j + 1 PICK tokens so far) is picks_BxJ[:, j] (where >= 1). A row whose guidance leaves no legal
     token (its budget runs out) keeps the grammar's choices, so the plan still parses."""
     tool_s_B, args_s_B = jnp.asarray(TOOL_STEP)[state_B], jnp.asarray(ARGS_STEP)[state_B]
-    want_B, _ = _slot_tools(state_B, tools_BxK, skipped_B)
     tool_B = jnp.asarray(_TOOL_IDS)[jnp.maximum(want_B, 0)]
     pin_B = (tool_s_B >= 1) & (want_B >= 0)  # a tool state holds only tool tokens
     guided_BxV = jnp.where(pin_B[:, None], ok_BxV & (jnp.arange(ok_BxV.shape[1]) == tool_B[:, None]), ok_BxV)
     in_args_B = args_s_B > 0
-    guided_BxV = guided_BxV.at[:, pv.EOP].set(guided_BxV[:, pv.EOP]
-                                              & ~(in_args_B & (args_s_B < min_steps_B - skipped_B)))
-    guided_BxV = guided_BxV.at[:, pv.STEP].set(guided_BxV[:, pv.STEP]
-                                               & ~(in_args_B & (args_s_B >= max_steps_B - skipped_B)))
+    guided_BxV = guided_BxV.at[:, pv.EOP].set(guided_BxV[:, pv.EOP] & ~(in_args_B & (args_s_B < min_steps_B)))
+    guided_BxV = guided_BxV.at[:, pv.STEP].set(guided_BxV[:, pv.STEP] & ~(in_args_B & (args_s_B >= max_steps_B)))
     j_B = jnp.clip(n_picks_B - 1, 0, picks_BxJ.shape[1] - 1)
     pick_B = jnp.take_along_axis(picks_BxJ, j_B[:, None], axis=1)[:, 0]
     pin_B = jnp.asarray(IS_PICK_N)[state_B] & (n_picks_B >= 1) & (n_picks_B <= picks_BxJ.shape[1]) & (pick_B >= 1)
@@ -350,10 +347,12 @@ def constrained_greedy(logits_fn: LogitsFn, carry, last_B: jax.Array, max_new: i
         ok_BxV = ok_BxV.at[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256].set(
             ok_BxV[:, pv.CHAR_OFFSET: pv.CHAR_OFFSET + 256] & chars_Bx256)
         n_picks_B = jnp.sum(out_BxT == pv.PICK, axis=1)  # PAD where nothing is decoded yet
-        ok_BxV = _guide(ok_BxV, state_B, tools_BxK, min_steps_B, max_steps_B, picks_BxJ, n_picks_B, skipped_B)
+        want_B, next_B = _slot_tools(state_B, tools_BxK, skipped_B)
+        ok_BxV = _guide(ok_BxV, state_B, want_B, min_steps_B - skipped_B, max_steps_B - skipped_B, picks_BxJ,
+                        n_picks_B)
         tok_B = jnp.argmax(jnp.where(ok_BxV, logits_BxV.astype(jnp.float32), -jnp.inf), axis=-1)
         tok_B = tok_B.astype(jnp.int32)
-        skipped_B = skipped_B + _skips(state_B, tok_B, tools_BxK, skipped_B)
+        skipped_B = skipped_B + _skips(state_B, tok_B, want_B, next_B)
         # A span ends: its first occurrence in the goal is taken, and no later span starts in it.
         in_quote_B = in_quote_S[state_B]
         ended_B = in_quote_B & (tok_B == pv.ENDQUOTE) & jnp.any(ends_BxG, axis=1)

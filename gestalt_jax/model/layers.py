@@ -47,8 +47,9 @@ def _kernel_matmul(x_NxI, kernel_IxO):
     of the output's gradient that XLA:CPU runs at half speed in some forms. Left to autodiff,
     it laid one of them out transposed (planner MLP: 6.8 ms against 3.2 for the same FLOPs);
     as [I, N] by [N, O] it is fast when I <= O, so a kernel wider in than out gets its
-    transpose's product, then transposed. The small tier's train steps on one core: planner
-    213 -> 187 ms, brain 350 -> 310, policy 125 -> 99 (BENCHMARKS.md, "Kernel gradients")."""
+    transpose's product, then transposed. The small tier's train steps (benchmarks/
+    train_throughput.py, both cores): brain 221.0 -> 196.3 ms, policy 76.2 -> 62.3 (BENCHMARKS.md,
+    History, "issue 19, fourteenth round")."""
     return jax.lax.dot_general(x_NxI, kernel_IxO, (((x_NxI.ndim - 1,), (0,)), ((), ())))
 
 
