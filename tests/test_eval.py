@@ -1,6 +1,7 @@
 """`gestalt eval` on goals: scoring, a user bench file, and goals whose arguments round-trip
 through training, planning and the policy into concrete values."""
 
+import copy
 import json
 import shutil
 import subprocess
@@ -156,20 +157,22 @@ def test_a_planner_trained_before_the_clause_markers_is_named_in_one_line(traine
 
 
 def test_a_composite_goal_takes_the_tools_its_clauses_read_as(trained):
-    """decide.clause_steps on the trained policy: each request clause of a COMPOSITE goal written in
-    run order is read as a goal of its own; its tools are the plan's steps only when every clause
+    """decide.clause_steps on the trained policy: each request clause of a COMPOSITE goal that
+    clauses.run_order puts in run order is read as a goal of its own; its tools are the plan's steps only when every clause
     reads as one tool at the confidence asked for."""
     c, workdir = trained
     policy = trained_lib.load(c, workdir, "policy")
     twice = f"{PATH_GOAL['goal']}, then {PATH_GOAL['goal']}"
-    goals = [twice, twice, f"before you {PATH_GOAL['goal']}, {PATH_GOAL['goal']}", PATH_GOAL["goal"]]
-    intents = ["COMPOSITE", "READ_FILE", "COMPOSITE", "COMPOSITE"]
+    goals = [twice, twice, f"before you {PATH_GOAL['goal']}, {PATH_GOAL['goal']}", PATH_GOAL["goal"],
+             f"{PATH_GOAL['goal']}, but first {PATH_GOAL['goal']}"]
+    intents = ["COMPOSITE", "READ_FILE", "COMPOSITE", "COMPOSITE", "COMPOSITE"]
     read = policy_lib.predict(build_policy(policy.config), policy.params, [PATH_GOAL["goal"]],
                               policy.config.policy.max_len)[0]
     assert read["intent"] == "READ_FILE"
     steps = decide_lib.clause_steps(policy, goals, intents, min_conf=0.0, batch_size=4)
-    # one clause only (the last goal), another intent, or "before": left to the planner
-    assert steps == [["READ_FILE", "READ_FILE"], None, None, None]
+    # one clause only (the fourth goal), another intent, or "before": left to the planner; "but first"
+    # puts its request first (clauses.run_order)
+    assert steps == [["READ_FILE", "READ_FILE"], None, None, None, ["READ_FILE", "READ_FILE"]]
     above = min(1.0, read["confidence"] + 1e-6)
     assert decide_lib.clause_steps(policy, goals[:1], intents[:1], min_conf=above, batch_size=4) == [None]
 
@@ -255,9 +258,25 @@ def test_a_quoted_argument_loses_its_loose_end_and_nothing_else():
     c = config_lib.load_tier("small")
     files = (c.data.goals_file, c.data.goals_held_out, c.data.goals_extra)
     labelled = [r for f in files for r in map(json.loads, Path(f).read_text().splitlines())]
-    values = [v for r in labelled for a in (r.get("args") or []) for v in a.values() if isinstance(v, str)]
-    assert len(values) > 36000
-    assert [s["args"]["text"] for s in decide_lib.trimmed(plan(*values))["steps"]] == values
+    steps = [{"tool": tool, "args": dict(args)} for r in labelled for tool, args in zip(r["actions"], r["args"] or [])
+             if any(isinstance(v, str) for v in args.values())]
+    assert sum(isinstance(v, str) for s in steps for v in s["args"].values()) > 36000
+    assert sum(s["tool"] == "MEMORY_SEARCH" for s in steps) > 4000
+    assert decide_lib.trimmed({"steps": copy.deepcopy(steps), "think": None})["steps"] == steps
+
+
+def test_a_memory_search_loses_when_it_was_said_and_nothing_else_does():
+    """"what did I say about the linter last week?" looks for the linter: the when is cut off a memory
+    search's text (the labelled goals never keep it), not off a note's ("Bob is on call this week")."""
+    def step(tool, text):
+        return {"tool": tool, "args": {"text": text}}
+    said = [step("MEMORY_SEARCH", t) for t in ("the linter last week", "my notes from yesterday",
+                                                 "port 7019 three days ago, and ", "the Friday deploy",
+                                                 "the last incident", "yesterday")]
+    assert [s["args"]["text"] for s in decide_lib.trimmed({"steps": said, "think": None})["steps"]] == [
+        "the linter", "my notes", "port 7019", "the Friday deploy", "the last incident", "yesterday"]
+    note = step("MEMORY_ADD", "Bob is on call this week")
+    assert decide_lib.trimmed({"steps": [note], "think": None})["steps"] == [step("MEMORY_ADD", "Bob is on call this week")]
 
 
 def test_a_planner_saved_before_goal_both_ways_is_rebuilt_reading_the_goal_causally():

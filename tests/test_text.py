@@ -147,6 +147,22 @@ def test_in_order_says_whether_the_requests_run_as_written(goal, in_order):
     assert clauses.in_order(goal) is in_order
 
 
+@pytest.mark.parametrize("goal, order", [
+    ("check the build, then run the tests", ["check the build", "run the tests"]),
+    ("lint the docs and check the build, but first open README.md", ["open README.md", "lint the docs", "check the build"]),
+    ("train the model, but run the tests first", ["run the tests", "train the model"]),
+    ("Evaluate checkpoint 33500, but show `token/web/wynch.h` first", ["show `token/web/wynch.h`", "Evaluate checkpoint 33500"]),
+    ("run the build, but before that check the docs", ["check the docs", "run the build"]),
+    ('grep "x, but first y" and open it', ['grep "x, but first y"', "open it"]),  # quoted text does not count
+    # more than one request put first, or another order: left to the planner
+    ("fix the tests, but before that run them; afterwards check the build", None),
+    ("before you run the tests, make sure it compiles", None),
+    ("train, but first eval, but first lint", None),
+])
+def test_run_order_puts_a_request_that_asks_to_go_first_first(goal, order):
+    assert clauses.run_order(goal) == order
+
+
 @pytest.mark.parametrize("goal, picks", [
     ("Peek inside vendor/ and display entry number two", [2]),
     ("Look for `async def handle_` and show me match three", [3]),

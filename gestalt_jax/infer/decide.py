@@ -2,7 +2,7 @@
 `gestalt run` executes. The policy predicts the intent and its own plan; with
 config.planner.follow_intent the planner's FSM-constrained plan follows that intent. With
 config.planner.clause_steps as well, a goal the policy calls COMPOSITE has the policy read each
-of its request clauses (text/clauses.requests) as a goal of its own: when two or more read as one
+of its request clauses (text/clauses.run_order) as a goal of its own: when two or more read as one
 tool with confidence >= config.planner.clause_steps_conf and at most
 config.planner.clause_steps_open others do not (steps_of_clauses), the plan has a step for each,
 those tools in order where the clause gave one, and the planner chooses the open steps' tools and
@@ -29,6 +29,13 @@ _TO_THE_USER = re.compile(r"\b(?:me|us)\b", re.IGNORECASE)
 # What no argument of the built-in goal files (36,009) ends with: white space, ",.!?", or a joining
 # word after white space. A span that runs on into the next request ends there instead.
 _LOOSE_END = re.compile(r"(?:[\s,.!?]+|\s(?:and|then|also|plus))$", re.IGNORECASE)
+# When the user said what they ask memory about, said after it ("what did I say about the linter
+# last week?"): no MEMORY_SEARCH argument of the built-in goal files (4,422) ends with one, and the
+# search matches the words of what was said, so "last" and "week" would only find other episodes.
+_SAID_WHEN = re.compile(r"\s+(?:from\s+|of\s+)?(?:(?:last|this|earlier this|the other)\s+"
+                        r"(?:week|month|year|morning|afternoon|evening|night|time|day|sprint)"
+                        r"|yesterday|today|tonight|earlier(?: on)?|recently|a while (?:ago|back)|\w+\s+(?:days|weeks) ago)$",
+                        re.IGNORECASE)
 
 
 def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: int) -> tuple[list, list]:
@@ -57,24 +64,33 @@ def decide(planner: Trained, policy: Trained, goals: Sequence[str], batch_size: 
 
 def trimmed(plan: dict) -> dict:
     """The plan with each quoted argument's loose end cut off ("the Postgres upgrade and then " ->
-    "the Postgres upgrade"): what is left is still a span of the goal, and never empty."""
+    "the Postgres upgrade"), and a memory search's when ("the linter last week" -> "the linter"):
+    what is left is still a span of the goal, and never empty."""
     for step in plan["steps"]:
+        ends = (_LOOSE_END, _SAID_WHEN) if step["tool"] == "MEMORY_SEARCH" else (_LOOSE_END,)
         for name, value in step["args"].items():
-            while isinstance(value, str) and (cut := _LOOSE_END.sub("", value)) not in ("", value):
+            while isinstance(value, str) and (cut := _cut(value, ends)) != value:
                 value = cut
             step["args"][name] = value
     return plan
 
 
+def _cut(value: str, ends: Sequence[re.Pattern]) -> str:
+    """`value` with the first of `ends` that leaves something cut off its end (`value` when none does)."""
+    for end in ends:
+        if (cut := end.sub("", value)) not in ("", value):
+            return cut
+    return value
+
+
 def clause_steps(policy: Trained, goals: Sequence[str], intents: Sequence[str | None], min_conf: float,
                  batch_size: int, open_steps: int = 0) -> list[list[str | None] | None]:
-    """For each goal whose intent is COMPOSITE and whose requests are written in the order they are
-    to run (clauses.in_order), the steps its request clauses give as the policy reads each alone
-    (`steps_of_clauses`); None for every other goal."""
+    """For each goal whose intent is COMPOSITE and whose requests can be put in the order they are to
+    run (clauses.run_order), the steps its request clauses give, in that order, as the policy reads
+    each alone (`steps_of_clauses`); None for every other goal."""
     qc = policy.config
-    asked = {i: clauses.requests(g) for i, (g, intent) in enumerate(zip(goals, intents))
-             if intent == "COMPOSITE" and clauses.in_order(g)}
-    asked = {i: r for i, r in asked.items() if 2 <= len(r) <= labels.MAX_STEPS}
+    asked = {i: clauses.run_order(g) for i, (g, intent) in enumerate(zip(goals, intents)) if intent == "COMPOSITE"}
+    asked = {i: r for i, r in asked.items() if r is not None and 2 <= len(r) <= labels.MAX_STEPS}
     flat = [c for r in asked.values() for c in r]
     read = iter(policy_lib.predict(build_policy(qc), policy.decides_with, flat, qc.policy.max_len, batch_size)
                 if flat else [])

@@ -9,7 +9,7 @@ merges two requests. At most MAX_CLAUSES clauses; the rest of the goal stays in 
 
 `requests` gives the clauses without their joining and order words, each a request that can be
 read on its own (infer/decide.py has the policy read them); `in_order` says whether the goal
-asks for them in the order it writes them.
+asks for them in the order it writes them, and `run_order` gives them in the order they run.
 """
 
 from __future__ import annotations
@@ -78,3 +78,32 @@ def in_order(goal: str) -> bool:
     first"); quoted text does not count."""
     masked = mask_quotes(goal)
     return not _BEFORE.search(masked) and not any(_FIRST_LATER.search(c) for c in cut(masked)[1:])
+
+
+# A last clause that puts itself before the rest: ", but first A", ", but before that A", ", but A first".
+_BUT = re.compile(r",\s*but\s+", re.IGNORECASE)
+_BUT_FIRST = re.compile(r"^(?:first|before that|beforehand)\b[^\w\0]*(?P<a>.*)$|^(?P<b>.*?)[^\w\0]*\bfirst[^\w\0]*$",
+                        re.IGNORECASE | re.DOTALL)
+
+
+def run_order(goal: str) -> list[str] | None:
+    """The goal's requests in the order they are to run: `requests` when the goal writes them in that
+    order; for "B, but first A" (", but before that A", ", but A first") where A is one request and B
+    is written in order, A's request then B's ("lint the docs and check the build, but first open
+    README.md" -> "open README.md", "lint the docs", "check the build"); None for any other order
+    ("before training, evaluate"), which is left to the planner."""
+    if in_order(goal):
+        return requests(goal)
+    masked = mask_quotes(goal)
+    buts = list(_BUT.finditer(masked))
+    if not buts:
+        return None
+    head, tail = buts[-1].start(), buts[-1].end()
+    m = _BUT_FIRST.match(masked[tail:])
+    if not m:
+        return None
+    a0, a1 = m.span("a") if m.group("a") is not None else m.span("b")
+    first, rest = goal[tail + a0:tail + a1], goal[:head]
+    if len(requests(first)) != 1 or not in_order(first) or not in_order(rest):
+        return None
+    return requests(first) + requests(rest)
