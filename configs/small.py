@@ -27,7 +27,8 @@ def get_config():
     # 900 s and got 81.1% of the arguments (BENCHMARKS.md, History, "issue 19, thirteenth round").
     # With the steps cheaper (layers.kernel_dot_general), 832 s at 7e57343 (13 min 54 s): held-out
     # plans 93.2%, composites 31, arguments 85.1%, training plans 99.7%, 99.9% decoded at 2c800c3
-    # (History, "issue 19, fourteenth round").
+    # (History, "issue 19, fourteenth round"); 830 s at 20803bf (13 min 52 s), training plans and
+    # arguments 100% (the decode: "issue 19, fifteenth round").
     c.planner.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=160, ngram_buckets=16384, members=3)
     c.policy.update(d_model=128, heads=4, d_ff=512, layers=2, max_len=128, ngram_buckets=16384, members=1)
     # Packed rows a step: the brain's rows (96 prompt bytes, 200 decoder positions) hold about 2.8
