@@ -158,6 +158,7 @@ def test_in_order_says_whether_the_requests_run_as_written(goal, in_order):
     ("fix the tests, but before that run them; afterwards check the build", None),
     ("before you run the tests, make sure it compiles", None),
     ("train, but first eval, but first lint", None),
+    ("search for TODO, but only open the first", None),  # a pick, not an order
 ])
 def test_run_order_puts_a_request_that_asks_to_go_first_first(goal, order):
     assert clauses.run_order(goal) == order

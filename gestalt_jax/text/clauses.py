@@ -82,6 +82,8 @@ def in_order(goal: str) -> bool:
 
 # A last clause that puts itself before the rest: ", but first A", ", but before that A", ", but A first".
 _BUT = re.compile(r",\s*but\s+", re.IGNORECASE)
+# ...unless that "first" is a pick: ", but only open the first".
+_THE_FIRST = re.compile(r"\bthe\s+(?:very\s+)?first[^\w\0]*$", re.IGNORECASE)
 _BUT_FIRST = re.compile(r"^(?:first|before that|beforehand)\b[^\w\0]*(?P<a>.*)$|^(?P<b>.*?)[^\w\0]*\bfirst[^\w\0]*$",
                         re.IGNORECASE | re.DOTALL)
 
@@ -91,7 +93,8 @@ def run_order(goal: str) -> list[str] | None:
     order; for "B, but first A" (", but before that A", ", but A first") where A is one request and B
     is written in order, A's request then B's ("lint the docs and check the build, but first open
     README.md" -> "open README.md", "lint the docs", "check the build"); None for any other order
-    ("before training, evaluate"), which is left to the planner."""
+    ("before training, evaluate") and where "first" is a pick ("search for X, but only open the
+    first"), which are left to the planner."""
     if in_order(goal):
         return requests(goal)
     masked = mask_quotes(goal)
@@ -100,7 +103,7 @@ def run_order(goal: str) -> list[str] | None:
         return None
     head, tail = buts[-1].start(), buts[-1].end()
     m = _BUT_FIRST.match(masked[tail:])
-    if not m:
+    if not m or _THE_FIRST.search(masked[tail:]):
         return None
     a0, a1 = m.span("a") if m.group("a") is not None else m.span("b")
     first, rest = goal[tail + a0:tail + a1], goal[:head]
