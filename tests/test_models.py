@@ -46,10 +46,11 @@ def test_dense_kernel_gradient_is_autodiffs(shape):
     w = jax.random.normal(jax.random.key(2), (i, o))
     g = jax.random.normal(jax.random.key(3), (*lead, o))
     dims = (((x.ndim - 1,), (0,)), ((), ()))
-    for dot in (jax.lax.dot_general, kernel_dot_general):
-        value, grads = jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(dot(x, w, dims)) * g), argnums=(0, 1))(x, w)
-        if dot is jax.lax.dot_general:
-            want = (value, grads)
+
+    def value_and_grads(dot):
+        return jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(dot(x, w, dims)) * g), argnums=(0, 1))(x, w)
+
+    (value, grads), want = value_and_grads(kernel_dot_general), value_and_grads(jax.lax.dot_general)
     np.testing.assert_allclose(value, want[0], rtol=1e-5)
     for got, expected in zip(grads, want[1]):
         assert got.shape == expected.shape
